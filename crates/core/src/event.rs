@@ -1,0 +1,409 @@
+//! Domain events: the normalised form of everything that comes in, whether through
+//! `POST /v1/events`, a store webhook or a replay file.
+//!
+//! This module owns the JSON schema of `/v1/events` and its validation. Provider payloads are
+//! mapped onto these types by their webhook parsers.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::money;
+use crate::time::Timestamp;
+
+/// The most events one request may carry.
+pub const MAX_EVENTS_PER_REQUEST: usize = 1000;
+
+/// One incoming event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type")]
+pub enum Event {
+    #[serde(rename = "checkout.updated")]
+    CheckoutUpdated(CheckoutEvent),
+    #[serde(rename = "order.created")]
+    OrderCreated(OrderEvent),
+}
+
+impl Event {
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Event::CheckoutUpdated(_) => "checkout.updated",
+            Event::OrderCreated(_) => "order.created",
+        }
+    }
+
+    pub fn occurred_at(&self) -> Timestamp {
+        match self {
+            Event::CheckoutUpdated(checkout) => checkout.occurred_at,
+            Event::OrderCreated(order) => order.occurred_at,
+        }
+    }
+
+    /// The key that makes a repeated delivery of the same event recognisable.
+    pub fn natural_key(&self) -> String {
+        match self {
+            Event::CheckoutUpdated(checkout) => format!(
+                "checkout.updated:{}:{}",
+                checkout.id,
+                checkout.occurred_at.as_millisecond()
+            ),
+            Event::OrderCreated(order) => format!("order.created:{}", order.id),
+        }
+    }
+}
+
+/// Who a checkout or order belongs to, as the source reported it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ContactInput {
+    /// As typed by the shopper; normalised to E.164 by the engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    /// Whether the shopper agreed to marketing SMS, when the source knows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sms_consent: Option<bool>,
+    /// The store's own customer id. It links checkouts and orders only together with
+    /// other evidence, never alone, because guests get an id only when they buy.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_opt_id"
+    )]
+    pub customer_id: Option<String>,
+    /// IANA time zone, such as `Africa/Nairobi`, when the source knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timezone: Option<String>,
+}
+
+/// One line of a cart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Item {
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_opt_id"
+    )]
+    pub product_id: Option<String>,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+    #[serde(default = "one")]
+    pub quantity: u32,
+    /// Unit price in the checkout's currency.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_opt_decimal"
+    )]
+    pub price: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_url: Option<String>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// A checkout was created or changed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckoutEvent {
+    #[serde(deserialize_with = "de_id")]
+    pub id: String,
+    pub occurred_at: Timestamp,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_opt_id"
+    )]
+    pub cart_token: Option<String>,
+    #[serde(default)]
+    pub contact: ContactInput,
+    #[serde(default)]
+    pub items: Vec<Item>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_opt_decimal"
+    )]
+    pub total: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovery_url: Option<String>,
+    /// Set when the source reports the checkout as completed (Shopify `completed_at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<Timestamp>,
+    /// BCP 47 locale of the shopper or store, such as `en-KE`, used to format money.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+}
+
+/// An order was placed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrderEvent {
+    #[serde(deserialize_with = "de_id")]
+    pub id: String,
+    pub occurred_at: Timestamp,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_opt_id"
+    )]
+    pub checkout_id: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_opt_id"
+    )]
+    pub cart_token: Option<String>,
+    #[serde(default)]
+    pub contact: ContactInput,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_opt_decimal"
+    )]
+    pub total: Option<Decimal>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub discount_codes: Vec<String>,
+}
+
+/// A request body that cannot be accepted, with the field at fault.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    /// Path of the field, such as `items[0].quantity`; empty when the body as a whole is bad.
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Parses a `/v1/events` body: one event object or an array of them.
+pub fn parse_events(body: &[u8]) -> Result<Vec<Event>, FieldError> {
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|error| FieldError::new("", format!("body is not valid JSON: {error}")))?;
+    match value {
+        serde_json::Value::Array(values) => {
+            if values.is_empty() {
+                return Err(FieldError::new("", "the array holds no events"));
+            }
+            if values.len() > MAX_EVENTS_PER_REQUEST {
+                return Err(FieldError::new(
+                    "",
+                    format!(
+                        "{} events in one request; the limit is {MAX_EVENTS_PER_REQUEST}",
+                        values.len()
+                    ),
+                ));
+            }
+            values
+                .into_iter()
+                .enumerate()
+                .map(|(index, value)| {
+                    parse_event(value).map_err(|error| FieldError {
+                        field: join_path(&format!("[{index}]"), &error.field),
+                        message: error.message,
+                    })
+                })
+                .collect()
+        }
+        value @ serde_json::Value::Object(_) => Ok(vec![parse_event(value)?]),
+        _ => Err(FieldError::new(
+            "",
+            "body must be an event object or an array of events",
+        )),
+    }
+}
+
+/// Parses and validates one event object.
+pub fn parse_event(value: serde_json::Value) -> Result<Event, FieldError> {
+    let kind = match value.get("type") {
+        Some(serde_json::Value::String(kind)) => kind.clone(),
+        Some(_) => return Err(FieldError::new("type", "must be a string")),
+        None => return Err(FieldError::new("type", "missing field")),
+    };
+    let mut object = value;
+    if let Some(map) = object.as_object_mut() {
+        map.remove("type");
+    }
+    let event = match kind.as_str() {
+        "checkout.updated" => Event::CheckoutUpdated(from_value(object)?),
+        "order.created" => Event::OrderCreated(from_value(object)?),
+        other => {
+            return Err(FieldError::new(
+                "type",
+                format!("unknown event type {other:?}; expected checkout.updated or order.created"),
+            ));
+        }
+    };
+    validate(&event)?;
+    Ok(event)
+}
+
+fn from_value<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, FieldError> {
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner().to_string();
+        let field = if path == "." {
+            missing_field_name(&inner)
+        } else {
+            path
+        };
+        FieldError::new(field, inner)
+    })
+}
+
+/// serde reports a missing field at the parent's path; pull its name out of the message.
+fn missing_field_name(message: &str) -> String {
+    message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next())
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn join_path(prefix: &str, field: &str) -> String {
+    if field.is_empty() {
+        prefix.to_string()
+    } else if field.starts_with('[') {
+        format!("{prefix}{field}")
+    } else {
+        format!("{prefix}.{field}")
+    }
+}
+
+/// Checks the rules that serde cannot express.
+pub fn validate(event: &Event) -> Result<(), FieldError> {
+    match event {
+        Event::CheckoutUpdated(checkout) => {
+            require_id("id", &checkout.id)?;
+            validate_currency(checkout.currency.as_deref())?;
+            validate_contact(&checkout.contact)?;
+            if let Some(url) = &checkout.recovery_url {
+                validate_url("recovery_url", url)?;
+            }
+            for (index, item) in checkout.items.iter().enumerate() {
+                if let Some(price) = item.price {
+                    if price.is_sign_negative() {
+                        return Err(FieldError::new(
+                            format!("items[{index}].price"),
+                            "must not be negative",
+                        ));
+                    }
+                }
+            }
+            Ok(())
+        }
+        Event::OrderCreated(order) => {
+            require_id("id", &order.id)?;
+            validate_currency(order.currency.as_deref())?;
+            validate_contact(&order.contact)
+        }
+    }
+}
+
+fn require_id(field: &str, id: &str) -> Result<(), FieldError> {
+    if id.trim().is_empty() {
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    if id.len() > 255 {
+        return Err(FieldError::new(field, "longer than 255 characters"));
+    }
+    Ok(())
+}
+
+fn validate_currency(currency: Option<&str>) -> Result<(), FieldError> {
+    match currency {
+        Some(code) if !money::is_known_currency(code) => Err(FieldError::new(
+            "currency",
+            format!("{code:?} is not an upper-case ISO 4217 currency code such as KES"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn validate_contact(contact: &ContactInput) -> Result<(), FieldError> {
+    if let Some(zone) = &contact.timezone {
+        if jiff::tz::TimeZone::get(zone).is_err() {
+            return Err(FieldError::new(
+                "contact.timezone",
+                format!("{zone:?} is not an IANA time zone such as Africa/Nairobi"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_url(field: &str, text: &str) -> Result<(), FieldError> {
+    match url::Url::parse(text) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(()),
+        _ => Err(FieldError::new(
+            field,
+            "must be an absolute http or https URL",
+        )),
+    }
+}
+
+/// Accepts an id written as a JSON string or number.
+fn de_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    match serde_json::Value::deserialize(deserializer)? {
+        serde_json::Value::String(text) => Ok(text),
+        serde_json::Value::Number(number) => Ok(number.to_string()),
+        _ => Err(serde::de::Error::custom("must be a string or a number")),
+    }
+}
+
+fn de_opt_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String>, D::Error> {
+    match Option::<serde_json::Value>::deserialize(deserializer)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(text)) if text.trim().is_empty() => Ok(None),
+        Some(serde_json::Value::String(text)) => Ok(Some(text)),
+        Some(serde_json::Value::Number(number)) => Ok(Some(number.to_string())),
+        Some(_) => Err(serde::de::Error::custom("must be a string or a number")),
+    }
+}
+
+/// Accepts an amount as a decimal string (`"4850.00"`) or a JSON number.
+fn de_opt_decimal<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Decimal>, D::Error> {
+    match Option::<serde_json::Value>::deserialize(deserializer)? {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(serde_json::Value::String(text)) => parse_decimal(&text)
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("{text:?} is not a decimal amount"))),
+        // A JSON number's shortest text form is the decimal the sender wrote, so parsing
+        // that text avoids binary floating-point rounding.
+        Some(serde_json::Value::Number(number)) => parse_decimal(&number.to_string())
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom(format!("{number} is not a decimal amount"))),
+        Some(_) => Err(serde::de::Error::custom(
+            "must be a decimal string or a number",
+        )),
+    }
+}
+
+/// Parses a plain or scientific decimal string.
+pub fn parse_decimal(text: &str) -> Option<Decimal> {
+    let text = text.trim();
+    text.parse::<Decimal>()
+        .ok()
+        .or_else(|| Decimal::from_scientific(text).ok())
+}

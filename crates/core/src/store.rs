@@ -1,0 +1,261 @@
+//! The persistence contract the server, the workers and replays use. Implementations (SQLite
+//! and PostgreSQL) live in `nudge-store`; they load the state each input needs, call the
+//! engine and apply its outcome in one transaction.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::channel::{ChannelKind, MessageKind, OutboundMessage, TemplateMessage};
+use crate::engine::Engine;
+use crate::event::Event;
+use crate::time::Timestamp;
+
+/// A store failure, by what the caller can do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database cannot be reached or timed out; the request may be retried later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("store error: {0}")]
+    Other(String),
+}
+
+/// One event to store and apply.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub workspace_id: i64,
+    /// Where it came from: `api`, `shopify`, `woocommerce`, `replay`.
+    pub source: String,
+    /// The provider's delivery id (such as `X-Shopify-Webhook-Id`); repeats of it are
+    /// applied once. Without one, the event's own natural key is used.
+    pub delivery_id: Option<String>,
+    pub event: Event,
+}
+
+impl Incoming {
+    pub fn dedupe_key(&self) -> String {
+        match &self.delivery_id {
+            Some(id) => format!("delivery:{id}"),
+            None => self.event.natural_key(),
+        }
+    }
+}
+
+/// What became of one incoming event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ingested {
+    Applied,
+    /// The same delivery or event was stored before; nothing changed.
+    Duplicate,
+}
+
+/// Parameters of a claim on due work.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    /// Name of the claiming worker, recorded as the lease owner.
+    pub worker: String,
+    /// The time to judge due-ness by; `None` uses the database's own clock, so that an
+    /// instance with a skewed clock cannot fire early.
+    pub now: Option<Timestamp>,
+    pub limit: usize,
+    pub lease: Duration,
+}
+
+/// What one pass over due timers did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FireReport {
+    pub claimed: usize,
+    pub fired: usize,
+    pub messages_queued: usize,
+}
+
+/// A message claimed for sending, already marked `sending`.
+#[derive(Debug, Clone)]
+pub struct ClaimedMessage {
+    pub message: OutboundMessage,
+    pub flow: String,
+    pub attempts: u32,
+}
+
+/// How a send ended, as the dispatcher reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendResult {
+    Sent {
+        provider: String,
+        provider_message_id: Option<String>,
+    },
+    /// A transient failure: back to the queue until `at`.
+    Retry { at: Timestamp, error: String },
+    /// A permanent failure. `opted_out` also suppresses the address.
+    Failed {
+        provider: String,
+        code: String,
+        reason: String,
+        opted_out: bool,
+    },
+    /// The outcome is unknown (crash during the provider call, provider cannot tell); the
+    /// message is not sent again and is reported.
+    Unknown { reason: String },
+}
+
+/// Filters of `GET /v1/messages`.
+#[derive(Debug, Clone, Default)]
+pub struct MessageQuery {
+    pub contact: Option<String>,
+    pub status: Option<String>,
+    pub flow: Option<String>,
+    pub limit: usize,
+    /// Return messages older than this id.
+    pub before_id: Option<i64>,
+}
+
+/// A message as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessageView {
+    pub id: i64,
+    pub contact: String,
+    pub body: String,
+    pub channel: ChannelKind,
+    pub provider: Option<String>,
+    pub kind: MessageKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub template: Option<TemplateMessage>,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub segments: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
+    pub run: i64,
+    pub step: i64,
+    pub flow: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub provider_message_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub link: Option<String>,
+    pub created_at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sent_at: Option<Timestamp>,
+}
+
+/// A page of messages, newest first.
+#[derive(Debug, Clone, Serialize)]
+pub struct MessagePage {
+    pub messages: Vec<MessageView>,
+    pub next_cursor: Option<String>,
+}
+
+/// Per-flow and total figures of what the engine did, as a replay reports them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Figures {
+    pub checkouts: u64,
+    pub abandoned: u64,
+    pub emptied: u64,
+    pub completed: u64,
+    pub entered: u64,
+    pub holdout: u64,
+    pub messages: u64,
+    pub messages_skipped: u64,
+    pub cancelled_by_order: u64,
+    pub pending: u64,
+    pub orders: u64,
+    pub recovered_orders: u64,
+    /// Decimal string.
+    pub recovered_revenue: String,
+    pub holdout_converted: u64,
+}
+
+/// The persistence operations of nudge.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Answers once the database is reachable.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The workspace that single-tenant installs use; created by the migrations.
+    async fn default_workspace(&self) -> Result<i64, StoreError>;
+
+    /// Records the hash of a new API key.
+    async fn create_api_key(
+        &self,
+        workspace_id: i64,
+        key_hash: &str,
+        label: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    async fn workspace_for_key(&self, key_hash: &str) -> Result<Option<i64>, StoreError>;
+
+    /// Stores and applies a batch of events in one transaction. The result has one entry
+    /// per event, in order.
+    async fn ingest(
+        &self,
+        engine: &Engine,
+        batch: &[Incoming],
+        now: Timestamp,
+    ) -> Result<Vec<Ingested>, StoreError>;
+
+    /// Claims due timers and applies them.
+    async fn fire_due_timers(
+        &self,
+        engine: &Engine,
+        claim: &Claim,
+    ) -> Result<FireReport, StoreError>;
+
+    /// The earliest time at which a timer or queued message becomes due.
+    async fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;
+
+    /// Claims queued messages, re-checking that each may still go out, and marks the
+    /// claimed ones `sending` before returning them.
+    async fn claim_messages(&self, claim: &Claim) -> Result<Vec<ClaimedMessage>, StoreError>;
+
+    /// Records the end of a send.
+    async fn finish_send(
+        &self,
+        message_id: i64,
+        result: &SendResult,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Gives up a worker's claims at shutdown: its timer leases, and the claimed messages in
+    /// `unsent`, which it knows never reached a provider, go back to the queue.
+    async fn release_claims(&self, worker: &str, unsent: &[i64]) -> Result<u64, StoreError>;
+
+    /// Messages left `sending` after their lease ran out: a worker died during the call.
+    async fn stale_sending(&self, claim: &Claim) -> Result<Vec<ClaimedMessage>, StoreError>;
+
+    async fn list_messages(
+        &self,
+        workspace_id: i64,
+        query: &MessageQuery,
+    ) -> Result<MessagePage, StoreError>;
+
+    /// Records a click and returns the target with campaign parameters, or `None` for an
+    /// unknown token.
+    async fn follow_link(&self, token: &str, now: Timestamp) -> Result<Option<String>, StoreError>;
+
+    /// Records a message that the sandbox channel "sent".
+    async fn record_sandbox_send(
+        &self,
+        message: &OutboundMessage,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+
+    /// Whether the sandbox recorded a message, for reconciling a crash.
+    async fn sandbox_has(&self, message_id: i64) -> Result<bool, StoreError>;
+
+    /// Figures of one workspace, in total and per flow.
+    async fn figures(
+        &self,
+        workspace_id: i64,
+    ) -> Result<(Figures, Vec<(String, Figures)>), StoreError>;
+}
