@@ -206,7 +206,7 @@ impl Engine {
 
     /// Where a message for this checkout goes: the phone number, or in a replay the
     /// customer id.
-    fn address_of(&self, checkout: &CheckoutState) -> String {
+    pub fn address_of(&self, checkout: &CheckoutState) -> String {
         match (&checkout.phone, &checkout.customer_id) {
             (Some(phone), _) => phone.as_str().to_string(),
             (None, Some(customer)) => format!("customer:{customer}"),
