@@ -172,6 +172,24 @@ pub struct Figures {
     pub holdout_converted: u64,
 }
 
+/// Called when another instance signals new work.
+pub type WakeCallback = std::sync::Arc<dyn Fn() + Send + Sync>;
+
+/// Figures of one flow.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FlowFigures {
+    pub entered: u64,
+    pub holdout: u64,
+    pub messages: u64,
+    pub messages_skipped: u64,
+    pub cancelled_by_order: u64,
+    pub pending: u64,
+    pub recovered_orders: u64,
+    /// Decimal string.
+    pub recovered_revenue: String,
+    pub holdout_converted: u64,
+}
+
 /// The persistence operations of nudge.
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -253,9 +271,19 @@ pub trait Store: Send + Sync {
     /// Whether the sandbox recorded a message, for reconciling a crash.
     async fn sandbox_has(&self, message_id: i64) -> Result<bool, StoreError>;
 
+    /// Tells other instances that work became due. A hint only: every instance also polls.
+    async fn notify_wakeup(&self) {}
+
+    /// Calls `on_wake` whenever another instance sends a wake-up, until the store closes.
+    /// Backends without notifications do nothing.
+    async fn listen_wakeups(&self, on_wake: WakeCallback) -> Result<(), StoreError> {
+        let _ = on_wake;
+        Ok(())
+    }
+
     /// Figures of one workspace, in total and per flow.
     async fn figures(
         &self,
         workspace_id: i64,
-    ) -> Result<(Figures, Vec<(String, Figures)>), StoreError>;
+    ) -> Result<(Figures, Vec<(String, FlowFigures)>), StoreError>;
 }

@@ -9,6 +9,7 @@ mod apply;
 mod connect;
 mod keys;
 mod links;
+mod listen;
 mod messages;
 mod outbox;
 mod report;
@@ -21,8 +22,8 @@ use async_trait::async_trait;
 use nudge_core::channel::OutboundMessage;
 use nudge_core::engine::Engine;
 use nudge_core::store::{
-    Claim, ClaimedMessage, Figures, FireReport, Incoming, Ingested, MessagePage, MessageQuery,
-    SendResult, Store, StoreError,
+    Claim, ClaimedMessage, Figures, FireReport, FlowFigures, Incoming, Ingested, MessagePage,
+    MessageQuery, SendResult, Store, StoreError, WakeCallback,
 };
 use nudge_core::time::Timestamp;
 use sqlx::AnyPool;
@@ -83,18 +84,6 @@ impl SqlStore {
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
-    }
-
-    /// Wakes other instances after work became due (PostgreSQL `NOTIFY`); a hint only.
-    pub async fn notify_wakeup(&self) {
-        if self.backend == Backend::Postgres {
-            let sent = sqlx::query("SELECT pg_notify('nudge_wakeup', '')")
-                .execute(&self.write)
-                .await;
-            if let Err(error) = sent {
-                tracing::debug!(%error, "wake-up notification failed");
-            }
-        }
     }
 }
 
@@ -196,10 +185,30 @@ impl Store for SqlStore {
         outbox::sandbox_has(self, message_id).await
     }
 
+    async fn notify_wakeup(&self) {
+        if self.backend == Backend::Postgres {
+            let sent = sqlx::query("SELECT pg_notify('nudge_wakeup', '')")
+                .execute(&self.write)
+                .await;
+            if let Err(error) = sent {
+                tracing::debug!(%error, "wake-up notification failed");
+            }
+        }
+    }
+
+    async fn listen_wakeups(&self, on_wake: WakeCallback) -> Result<(), StoreError> {
+        if self.backend != Backend::Postgres {
+            return Ok(());
+        }
+        let url = self.url.clone();
+        tokio::spawn(async move { listen::run(url, on_wake).await });
+        Ok(())
+    }
+
     async fn figures(
         &self,
         workspace_id: i64,
-    ) -> Result<(Figures, Vec<(String, Figures)>), StoreError> {
+    ) -> Result<(Figures, Vec<(String, FlowFigures)>), StoreError> {
         report::figures(self, workspace_id).await
     }
 }

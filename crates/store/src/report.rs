@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use nudge_core::store::{Figures, StoreError};
+use nudge_core::store::{Figures, FlowFigures, StoreError};
 use rust_decimal::Decimal;
 
 use crate::SqlStore;
@@ -15,7 +15,7 @@ const ORDER_REASONS: &str = "('order_placed', 'order_by_same_contact', 'checkout
 pub(crate) async fn figures(
     store: &SqlStore,
     workspace_id: i64,
-) -> Result<(Figures, Vec<(String, Figures)>), StoreError> {
+) -> Result<(Figures, Vec<(String, FlowFigures)>), StoreError> {
     let pool = &store.read;
     let mut total = Figures::default();
     let checkouts = sqlx::query(
@@ -40,7 +40,7 @@ pub(crate) async fn figures(
         .map_err(db_error)?;
     total.orders = count(get(&orders, "orders")?);
 
-    let mut per_flow: BTreeMap<String, Figures> = BTreeMap::new();
+    let mut per_flow: BTreeMap<String, FlowFigures> = BTreeMap::new();
     let runs = sqlx::query(&format!(
         "SELECT flow, COUNT(*) AS entered, \
          CAST(COALESCE(SUM(holdout), 0) AS BIGINT) AS holdout, \

@@ -1,5 +1,7 @@
 //! One story over every store operation, run on SQLite and on PostgreSQL.
 
+#![allow(clippy::unwrap_used)]
+
 mod common;
 
 use std::time::Duration;
