@@ -1,0 +1,324 @@
+//! Configuration: compiled defaults, then an optional `nudge.toml`, then `NUDGE_*`
+//! environment variables, then the command-line flags of the run. Every key is documented in
+//! `nudge.example.toml`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// Sections whose keys are written `NUDGE_<SECTION>_<KEY>` in the environment.
+const SECTIONS: &[&str] = &[
+    "shop",
+    "consent",
+    "shopify",
+    "woocommerce",
+    "sms",
+    "smsleopard",
+    "workers",
+];
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Address and port the HTTP server listens on.
+    pub listen: String,
+    /// `sqlite://PATH` (the embedded default) or `postgres://USER@HOST/DB`.
+    pub database_url: String,
+    /// Folder of flow files; the built-in flows when unset.
+    pub flows: Option<PathBuf>,
+    /// Public base URL of this server, used in short links.
+    pub public_url: String,
+    /// ISO 3166 region for phone numbers written without a country code.
+    pub default_region: String,
+    /// IANA time zone for quiet hours when a contact's own is unknown.
+    pub timezone: String,
+    pub shop: ShopConfig,
+    pub consent: ConsentConfig,
+    pub shopify: ShopifyConfig,
+    pub woocommerce: WoocommerceConfig,
+    pub sms: SmsConfig,
+    pub smsleopard: SmsLeopardSection,
+    pub workers: WorkersSection,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:8080".into(),
+            database_url: "sqlite://data/nudge.db".into(),
+            flows: None,
+            public_url: "http://127.0.0.1:8080".into(),
+            default_region: "KE".into(),
+            timezone: "Africa/Nairobi".into(),
+            shop: ShopConfig::default(),
+            consent: ConsentConfig::default(),
+            shopify: ShopifyConfig::default(),
+            woocommerce: WoocommerceConfig::default(),
+            sms: SmsConfig::default(),
+            smsleopard: SmsLeopardSection::default(),
+            workers: WorkersSection::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShopConfig {
+    /// Shop name for `[Shop]`.
+    pub name: Option<String>,
+    /// Where links point when a checkout has no recovery URL.
+    pub url: Option<String>,
+    /// BCP 47 locale for number formatting, such as `en-KE`.
+    pub locale: Option<String>,
+    /// `compact` drops a zero fraction (`KES 4,850`); `full` keeps it (`KES 4,850.00`).
+    pub money_style: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConsentConfig {
+    /// Send SMS only to shoppers who opted in; otherwise only an explicit refusal blocks.
+    pub require_sms_opt_in: bool,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShopifyConfig {
+    /// The app's client secret that signs webhooks.
+    pub webhook_secret: Option<SecretString>,
+    /// The secret before a rotation, accepted until removed.
+    pub previous_webhook_secret: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WoocommerceConfig {
+    pub webhook_secret: Option<SecretString>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmsConfig {
+    /// `sandbox` (records messages, sends nothing) or `smsleopard`.
+    pub provider: String,
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        SmsConfig {
+            provider: "sandbox".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmsLeopardSection {
+    pub base_url: String,
+    pub api_key: Option<String>,
+    pub api_secret: Option<SecretString>,
+    /// Sender ID assigned to the account.
+    pub source: Option<String>,
+    pub status_url: Option<String>,
+    pub status_secret: Option<SecretString>,
+    /// Time allowed for one provider request, as a duration such as `10s`.
+    pub timeout: String,
+}
+
+impl Default for SmsLeopardSection {
+    fn default() -> Self {
+        SmsLeopardSection {
+            base_url: "https://api.smsleopard.com/v1".into(),
+            api_key: None,
+            api_secret: None,
+            source: None,
+            status_url: None,
+            status_secret: None,
+            timeout: "10s".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WorkersSection {
+    /// Longest pause between two looks at the database.
+    pub poll_interval: String,
+    pub timer_batch: usize,
+    pub send_concurrency: usize,
+    pub max_attempts: u32,
+    /// Time allowed for in-flight sends when the process is told to stop.
+    pub shutdown_grace: String,
+    /// Judge due-ness by the database's clock; on by default for PostgreSQL.
+    pub database_clock: Option<bool>,
+    /// Name of this instance on claims; defaults to the host name and process id.
+    pub instance: Option<String>,
+}
+
+impl Default for WorkersSection {
+    fn default() -> Self {
+        WorkersSection {
+            poll_interval: "500ms".into(),
+            timer_batch: 500,
+            send_concurrency: 16,
+            max_attempts: 5,
+            shutdown_grace: "20s".into(),
+            database_clock: None,
+            instance: None,
+        }
+    }
+}
+
+/// Loads the layers. `file` is an explicit config file; without one, `nudge.toml` in the
+/// working folder is read if it exists. `overrides` are `(key, value)` pairs from flags.
+pub fn load(file: Option<&Path>, overrides: &[(&str, String)]) -> anyhow::Result<Config> {
+    let mut figment = Figment::new();
+    match file {
+        Some(path) => {
+            anyhow::ensure!(
+                path.exists(),
+                "config file {} does not exist",
+                path.display()
+            );
+            figment = figment.merge(Toml::file(path));
+        }
+        None => figment = figment.merge(Toml::file("nudge.toml")),
+    }
+    figment = figment.merge(
+        Env::prefixed("NUDGE_")
+            .map(|key| env_key(key.as_str()).into())
+            .ignore(&["log"]),
+    );
+    for (key, value) in overrides {
+        figment = figment.merge(Serialized::default(key, value));
+    }
+    let config: Config = figment
+        .extract()
+        .map_err(|error| anyhow::anyhow!("invalid configuration: {error}"))?;
+    config.validate()?;
+    Ok(config)
+}
+
+/// `SHOPIFY_WEBHOOK_SECRET` becomes `shopify.webhook_secret`; top-level keys stay as they are.
+fn env_key(key: &str) -> String {
+    let lower = key.to_ascii_lowercase();
+    for section in SECTIONS {
+        if let Some(rest) = lower.strip_prefix(&format!("{section}_")) {
+            return format!("{section}.{rest}");
+        }
+    }
+    lower
+}
+
+impl Config {
+    fn validate(&self) -> anyhow::Result<()> {
+        self.listen
+            .parse::<std::net::SocketAddr>()
+            .map_err(|error| {
+                anyhow::anyhow!("listen: {:?} is not ADDRESS:PORT: {error}", self.listen)
+            })?;
+        let public = url::Url::parse(&self.public_url).map_err(|error| {
+            anyhow::anyhow!("public_url: {:?} is not a URL: {error}", self.public_url)
+        })?;
+        anyhow::ensure!(
+            matches!(public.scheme(), "http" | "https"),
+            "public_url: must start with http:// or https://"
+        );
+        jiff::tz::TimeZone::get(&self.timezone).map_err(|_| {
+            anyhow::anyhow!("timezone: {:?} is not an IANA time zone", self.timezone)
+        })?;
+        nudge_core::phone::Phone::parse("+254700000001", &self.default_region).map_err(|_| {
+            anyhow::anyhow!(
+                "default_region: {:?} is not an ISO 3166 region",
+                self.default_region
+            )
+        })?;
+        for (key, value) in [
+            ("workers.poll_interval", &self.workers.poll_interval),
+            ("workers.shutdown_grace", &self.workers.shutdown_grace),
+            ("smsleopard.timeout", &self.smsleopard.timeout),
+        ] {
+            nudge_core::time::parse_duration(value)
+                .map_err(|error| anyhow::anyhow!("{key}: {error}"))?;
+        }
+        match self.shop.money_style.as_deref() {
+            None | Some("compact") | Some("full") => {}
+            Some(other) => {
+                anyhow::bail!("shop.money_style: {other:?} is not \"compact\" or \"full\"")
+            }
+        }
+        match self.sms.provider.as_str() {
+            "sandbox" => {}
+            "smsleopard" => {
+                anyhow::ensure!(
+                    self.smsleopard.api_key.is_some(),
+                    "smsleopard.api_key: required when sms.provider = \"smsleopard\""
+                );
+                anyhow::ensure!(
+                    self.smsleopard.api_secret.is_some(),
+                    "smsleopard.api_secret: required when sms.provider = \"smsleopard\""
+                );
+                anyhow::ensure!(
+                    self.smsleopard.source.is_some(),
+                    "smsleopard.source: required when sms.provider = \"smsleopard\""
+                );
+            }
+            other => anyhow::bail!("sms.provider: {other:?} is not \"sandbox\" or \"smsleopard\""),
+        }
+        Ok(())
+    }
+
+    pub fn duration(text: &str) -> Duration {
+        nudge_core::time::parse_duration(text).unwrap_or(Duration::from_secs(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_keys_map_to_sections() {
+        assert_eq!(env_key("SHOPIFY_WEBHOOK_SECRET"), "shopify.webhook_secret");
+        assert_eq!(env_key("DATABASE_URL"), "database_url");
+        assert_eq!(env_key("PUBLIC_URL"), "public_url");
+        assert_eq!(env_key("WORKERS_POLL_INTERVAL"), "workers.poll_interval");
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        let config = Config {
+            listen: "nowhere".into(),
+            ..Config::default()
+        };
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("listen:")
+        );
+        let config = Config {
+            sms: SmsConfig {
+                provider: "smsleopard".into(),
+            },
+            ..Config::default()
+        };
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .starts_with("smsleopard.api_key:")
+        );
+    }
+}
