@@ -38,8 +38,10 @@ pub struct Config {
     pub timezone: String,
     pub shop: ShopConfig,
     pub consent: ConsentConfig,
+    pub replies: RepliesConfig,
     pub shopify: ShopifyConfig,
     pub woocommerce: WoocommerceConfig,
+    pub whatsapp: WhatsappSection,
     pub sms: SmsConfig,
     pub smsleopard: SmsLeopardSection,
     pub workers: WorkersSection,
@@ -56,8 +58,10 @@ impl Default for Config {
             timezone: "Africa/Nairobi".into(),
             shop: ShopConfig::default(),
             consent: ConsentConfig::default(),
+            replies: RepliesConfig::default(),
             shopify: ShopifyConfig::default(),
             woocommerce: WoocommerceConfig::default(),
+            whatsapp: WhatsappSection::default(),
             sms: SmsConfig::default(),
             smsleopard: SmsLeopardSection::default(),
             workers: WorkersSection::default(),
@@ -76,6 +80,8 @@ pub struct ShopConfig {
     pub locale: Option<String>,
     /// `compact` drops a zero fraction (`KES 4,850`); `full` keeps it (`KES 4,850.00`).
     pub money_style: Option<String>,
+    /// ISO 4217 currency of prices written without one in chats ("2500/-").
+    pub currency: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -83,6 +89,52 @@ pub struct ShopConfig {
 pub struct ConsentConfig {
     /// Send SMS only to shoppers who opted in; otherwise only an explicit refusal blocks.
     pub require_sms_opt_in: bool,
+}
+
+/// Words added to the built-in reply keywords, for a market's language.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RepliesConfig {
+    /// Extra words that opt a customer out when they start a short reply, such as "ACHA".
+    pub opt_out: Vec<String>,
+    pub opt_in: Vec<String>,
+    /// Extra words that mean yes to a hold question.
+    pub affirmative: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WhatsappSection {
+    /// `sandbox` records WhatsApp messages without sending them; `cloud` sends through the
+    /// WhatsApp Cloud API.
+    pub provider: String,
+    /// Token Meta sends in the webhook verification handshake.
+    pub verify_token: Option<SecretString>,
+    /// Meta app secret that signs webhooks.
+    pub app_secret: Option<SecretString>,
+    pub base_url: String,
+    pub phone_number_id: Option<String>,
+    pub access_token: Option<SecretString>,
+    /// Time allowed for one request to the Graph API.
+    pub timeout: String,
+    /// The approved templates, as Meta approved them, so parameters are checked before
+    /// sending.
+    pub templates: Vec<nudge_channels::ApprovedTemplate>,
+}
+
+impl Default for WhatsappSection {
+    fn default() -> Self {
+        WhatsappSection {
+            provider: "sandbox".into(),
+            verify_token: None,
+            app_secret: None,
+            base_url: "https://graph.facebook.com/v21.0".into(),
+            phone_number_id: None,
+            access_token: None,
+            timeout: "10s".into(),
+            templates: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -153,6 +205,13 @@ pub struct WorkersSection {
     pub max_attempts: u32,
     /// Time allowed for in-flight sends when the process is told to stop.
     pub shutdown_grace: String,
+    /// How long a claim on due timers lasts; a crashed instance's claims return after it.
+    pub timer_lease: String,
+    /// How long a message may stay `sending` before it is reconciled; longer than
+    /// `send_timeout`.
+    pub send_lease: String,
+    /// Time allowed for one provider call.
+    pub send_timeout: String,
     /// Judge due-ness by the database's clock; on by default for PostgreSQL.
     pub database_clock: Option<bool>,
     /// Name of this instance on claims; defaults to the host name and process id.
@@ -167,6 +226,9 @@ impl Default for WorkersSection {
             send_concurrency: 16,
             max_attempts: 5,
             shutdown_grace: "20s".into(),
+            timer_lease: "30s".into(),
+            send_lease: "120s".into(),
+            send_timeout: "30s".into(),
             database_clock: None,
             instance: None,
         }
@@ -240,16 +302,45 @@ impl Config {
         for (key, value) in [
             ("workers.poll_interval", &self.workers.poll_interval),
             ("workers.shutdown_grace", &self.workers.shutdown_grace),
+            ("workers.timer_lease", &self.workers.timer_lease),
+            ("workers.send_lease", &self.workers.send_lease),
+            ("workers.send_timeout", &self.workers.send_timeout),
             ("smsleopard.timeout", &self.smsleopard.timeout),
+            ("whatsapp.timeout", &self.whatsapp.timeout),
         ] {
             nudge_core::time::parse_duration(value)
                 .map_err(|error| anyhow::anyhow!("{key}: {error}"))?;
         }
+        anyhow::ensure!(
+            Config::duration(&self.workers.send_lease)
+                > Config::duration(&self.workers.send_timeout),
+            "workers.send_lease: must be longer than workers.send_timeout, or a slow send could be reconciled while it runs"
+        );
         match self.shop.money_style.as_deref() {
             None | Some("compact") | Some("full") => {}
             Some(other) => {
                 anyhow::bail!("shop.money_style: {other:?} is not \"compact\" or \"full\"")
             }
+        }
+        if let Some(currency) = &self.shop.currency {
+            anyhow::ensure!(
+                nudge_core::money::is_known_currency(currency),
+                "shop.currency: {currency:?} is not an upper-case ISO 4217 code such as KES"
+            );
+        }
+        match self.whatsapp.provider.as_str() {
+            "sandbox" => {}
+            "cloud" => {
+                anyhow::ensure!(
+                    self.whatsapp.phone_number_id.is_some(),
+                    "whatsapp.phone_number_id: required when whatsapp.provider = \"cloud\""
+                );
+                anyhow::ensure!(
+                    self.whatsapp.access_token.is_some(),
+                    "whatsapp.access_token: required when whatsapp.provider = \"cloud\""
+                );
+            }
+            other => anyhow::bail!("whatsapp.provider: {other:?} is not \"sandbox\" or \"cloud\""),
         }
         match self.sms.provider.as_str() {
             "sandbox" => {}

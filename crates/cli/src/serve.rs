@@ -95,6 +95,8 @@ fn app_config(config: &Config, backend: Backend) -> AppConfig {
     AppConfig {
         shopify_secrets,
         woocommerce_secret: config.woocommerce.webhook_secret.clone(),
+        whatsapp_verify_token: config.whatsapp.verify_token.clone(),
+        whatsapp_app_secret: config.whatsapp.app_secret.clone(),
         workers: WorkerConfig {
             instance: section.instance.clone().unwrap_or(defaults.instance),
             poll_interval: Config::duration(&section.poll_interval),
@@ -102,6 +104,9 @@ fn app_config(config: &Config, backend: Backend) -> AppConfig {
             send_concurrency: section.send_concurrency.max(1),
             max_attempts: section.max_attempts.max(1),
             shutdown_grace: Config::duration(&section.shutdown_grace),
+            timer_lease: Config::duration(&section.timer_lease),
+            send_lease: Config::duration(&section.send_lease),
+            send_timeout: Config::duration(&section.send_timeout),
             database_clock: section
                 .database_clock
                 .unwrap_or(backend == Backend::Postgres),

@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use anyhow::Context;
-use nudge_channels::{SandboxChannel, SmsLeopardChannel, SmsLeopardConfig};
+use nudge_channels::{
+    SandboxChannel, SmsLeopardChannel, SmsLeopardConfig, WhatsappChannel, WhatsappConfig,
+};
 use nudge_core::channel::{Channel, ChannelKind};
 use nudge_core::engine::{Engine, Settings};
 use nudge_core::flow::FlowSet;
@@ -43,7 +45,20 @@ pub fn settings(config: &Config) -> anyhow::Result<Settings> {
         locale: config.shop.locale.clone(),
         assume_reachable: false,
         require_sms_consent: config.consent.require_sms_opt_in,
+        default_currency: config.shop.currency.clone().unwrap_or_else(|| "KES".into()),
+        keywords: keywords(config),
     })
+}
+
+fn keywords(config: &Config) -> nudge_core::reply::Keywords {
+    fn words(list: &[String]) -> Vec<&str> {
+        list.iter().map(String::as_str).collect()
+    }
+    nudge_core::reply::Keywords::default().with_extra(
+        &words(&config.replies.opt_out),
+        &words(&config.replies.opt_in),
+        &words(&config.replies.affirmative),
+    )
 }
 
 pub fn engine(config: &Config, flows: FlowSet) -> anyhow::Result<Engine> {
@@ -98,8 +113,26 @@ pub fn channels(
             clock.clone(),
         )),
     };
-    let whatsapp: Arc<dyn Channel> =
-        Arc::new(SandboxChannel::new(ChannelKind::Whatsapp, store, clock));
+    let whatsapp: Arc<dyn Channel> = match config.whatsapp.provider.as_str() {
+        "cloud" => {
+            let section = &config.whatsapp;
+            let mut cloud = WhatsappConfig::new(
+                section.phone_number_id.as_deref().unwrap_or_default(),
+                section
+                    .access_token
+                    .clone()
+                    .unwrap_or_else(|| String::new().into()),
+            );
+            cloud.base_url = section.base_url.trim_end_matches('/').to_string();
+            cloud.timeout = Config::duration(&section.timeout);
+            cloud.templates = section.templates.clone();
+            Arc::new(
+                WhatsappChannel::new(cloud)
+                    .map_err(|error| anyhow::anyhow!("whatsapp: {error}"))?,
+            )
+        }
+        _ => Arc::new(SandboxChannel::new(ChannelKind::Whatsapp, store, clock)),
+    };
     Ok(Channels {
         sms,
         whatsapp: Some(whatsapp),

@@ -21,6 +21,12 @@ pub enum Event {
     CheckoutUpdated(CheckoutEvent),
     #[serde(rename = "order.created")]
     OrderCreated(OrderEvent),
+    /// A customer wrote to the business.
+    #[serde(rename = "message.inbound")]
+    MessageInbound(ChatMessageEvent),
+    /// The business wrote to a customer (through another inbox, or an agent here).
+    #[serde(rename = "message.outbound")]
+    MessageOutbound(ChatMessageEvent),
 }
 
 impl Event {
@@ -28,6 +34,8 @@ impl Event {
         match self {
             Event::CheckoutUpdated(_) => "checkout.updated",
             Event::OrderCreated(_) => "order.created",
+            Event::MessageInbound(_) => "message.inbound",
+            Event::MessageOutbound(_) => "message.outbound",
         }
     }
 
@@ -35,6 +43,18 @@ impl Event {
         match self {
             Event::CheckoutUpdated(checkout) => checkout.occurred_at,
             Event::OrderCreated(order) => order.occurred_at,
+            Event::MessageInbound(message) | Event::MessageOutbound(message) => message.occurred_at,
+        }
+    }
+
+    /// The event's own id, as the source gave it.
+    pub fn id(&self) -> String {
+        match self {
+            Event::CheckoutUpdated(checkout) => checkout.id.clone(),
+            Event::OrderCreated(order) => order.id.clone(),
+            Event::MessageInbound(message) | Event::MessageOutbound(message) => {
+                message.id.clone().unwrap_or_default()
+            }
         }
     }
 
@@ -47,8 +67,98 @@ impl Event {
                 checkout.occurred_at.as_millisecond()
             ),
             Event::OrderCreated(order) => format!("order.created:{}", order.id),
+            Event::MessageInbound(message) | Event::MessageOutbound(message) => match &message.id {
+                Some(id) => format!("message:{id}"),
+                None => format!(
+                    "{}:{}:{}:{}",
+                    self.type_name(),
+                    message
+                        .contact
+                        .phone
+                        .as_deref()
+                        .or(message.contact.customer_id.as_deref())
+                        .unwrap_or_default(),
+                    message.occurred_at.as_millisecond(),
+                    text_digest(&message.text)
+                ),
+            },
         }
     }
+}
+
+/// A short stable digest of a text, for natural keys.
+fn text_digest(text: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(text.as_bytes());
+    digest
+        .iter()
+        .take(8)
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// Who wrote a business message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Author {
+    Customer,
+    /// A person at the business.
+    Agent,
+    /// nudge itself.
+    Automation,
+}
+
+impl Author {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Author::Customer => "customer",
+            Author::Agent => "agent",
+            Author::Automation => "automation",
+        }
+    }
+}
+
+/// A chat message, in either direction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatMessageEvent {
+    /// The provider's message id (a WhatsApp wamid); repeats of it are applied once.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_opt_id"
+    )]
+    pub id: Option<String>,
+    pub occurred_at: Timestamp,
+    #[serde(default)]
+    pub contact: ContactInput,
+    #[serde(default = "whatsapp")]
+    pub channel: crate::channel::ChannelKind,
+    #[serde(default)]
+    pub text: String,
+    /// The message type when it is not plain text, such as `image` or `button`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// Who wrote an outbound message; `agent` when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<Author>,
+    /// The product an outbound message quotes, when the sender knows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    /// The price an outbound message quotes; marks the conversation as quoted.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "de_opt_decimal"
+    )]
+    pub price: Option<Decimal>,
+    /// Currency of `price`; the workspace's default when not given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+}
+
+fn whatsapp() -> crate::channel::ChannelKind {
+    crate::channel::ChannelKind::Whatsapp
 }
 
 /// Who a checkout or order belongs to, as the source reported it.
@@ -248,10 +358,15 @@ pub fn parse_event(value: serde_json::Value) -> Result<Event, FieldError> {
     let event = match kind.as_str() {
         "checkout.updated" => Event::CheckoutUpdated(from_value(object)?),
         "order.created" => Event::OrderCreated(from_value(object)?),
+        "message.inbound" => Event::MessageInbound(from_value(object)?),
+        "message.outbound" => Event::MessageOutbound(from_value(object)?),
         other => {
             return Err(FieldError::new(
                 "type",
-                format!("unknown event type {other:?}; expected checkout.updated or order.created"),
+                format!(
+                    "unknown event type {other:?}; expected checkout.updated, order.created, \
+                     message.inbound or message.outbound"
+                ),
             ));
         }
     };
@@ -317,6 +432,29 @@ pub fn validate(event: &Event) -> Result<(), FieldError> {
             require_id("id", &order.id)?;
             validate_currency(order.currency.as_deref())?;
             validate_contact(&order.contact)
+        }
+        Event::MessageInbound(message) | Event::MessageOutbound(message) => {
+            if let Some(id) = &message.id {
+                require_id("id", id)?;
+            }
+            validate_contact(&message.contact)?;
+            let has_phone = message
+                .contact
+                .phone
+                .as_deref()
+                .is_some_and(|phone| !phone.trim().is_empty());
+            let has_customer = message.contact.customer_id.is_some();
+            if !has_phone && !has_customer {
+                return Err(FieldError::new(
+                    "contact.phone",
+                    "missing field; a chat message needs the contact's phone",
+                ));
+            }
+            validate_currency(message.currency.as_deref())?;
+            if message.text.chars().count() > 65_536 {
+                return Err(FieldError::new("text", "longer than 65536 characters"));
+            }
+            Ok(())
         }
     }
 }

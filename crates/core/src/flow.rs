@@ -116,6 +116,9 @@ pub struct Step {
     pub fallback: Option<ChannelKind>,
     /// Most SMS segments; longer text shortens the product name first.
     pub max_segments: Option<usize>,
+    /// The step asks a yes/no question ("Reply YES and we'll hold a pair for you"); a yes
+    /// creates a hold request for an agent.
+    pub hold_on_yes: bool,
 }
 
 /// A checked flow.
@@ -199,6 +202,8 @@ struct StepFile {
     template: Option<TemplateFile>,
     fallback: Option<String>,
     max_segments: Option<usize>,
+    #[serde(default)]
+    hold_on_yes: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -457,6 +462,7 @@ fn build_step(index: usize, step: StepFile) -> Result<Step, String> {
         template,
         fallback,
         max_segments: step.max_segments,
+        hold_on_yes: step.hold_on_yes,
     })
 }
 

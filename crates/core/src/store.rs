@@ -82,6 +82,8 @@ pub struct ClaimedMessage {
     pub message: OutboundMessage,
     pub flow: String,
     pub attempts: u32,
+    /// For a WhatsApp text: when its window closes; see `switch_to_template`.
+    pub window_closes_at: Option<Timestamp>,
 }
 
 /// How a send ended, as the dispatcher reports it.
@@ -133,7 +135,8 @@ pub struct MessageView {
     pub segments: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub encoding: Option<String>,
-    pub run: i64,
+    /// The run the message belongs to; none for a message an agent sent by hand.
+    pub run: Option<i64>,
     pub step: i64,
     pub flow: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -170,6 +173,112 @@ pub struct Figures {
     /// Decimal string.
     pub recovered_revenue: String,
     pub holdout_converted: u64,
+    pub conversations: u64,
+    /// Conversation runs entered because a chat went quiet.
+    pub idle_entered: u64,
+    /// Messages sent as free-form text, and as WhatsApp templates.
+    pub messages_text: u64,
+    pub messages_template: u64,
+}
+
+/// A delivery report from a provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderStatus {
+    /// The provider's message id (a WhatsApp wamid).
+    pub provider_message_id: String,
+    /// `sent`, `delivered`, `read` or `failed`.
+    pub status: String,
+    pub error_code: Option<String>,
+    pub error_title: Option<String>,
+    pub at: Timestamp,
+}
+
+/// One line of a conversation's transcript.
+#[derive(Debug, Clone, Serialize)]
+pub struct TranscriptEntry {
+    /// `inbound` or `outbound`.
+    pub direction: String,
+    /// `customer`, `agent` or `automation`.
+    pub author: String,
+    /// `text`, `template`, or the inbound message type (`image`, `button`, ...).
+    pub kind: String,
+    pub body: String,
+    pub at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quote: Option<crate::engine::Quote>,
+    /// The outbox message, for messages sent from here, with its delivery status.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+}
+
+/// A conversation in a listing.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConversationSummary {
+    pub id: i64,
+    pub contact: String,
+    pub channel: ChannelKind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Automation is paused because an agent took over.
+    pub paused: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_inbound_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_outbound_at: Option<Timestamp>,
+    /// `customer` or `business`: who spoke last.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_speaker: Option<crate::engine::Speaker>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quote: Option<crate::engine::Quote>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    /// When the WhatsApp customer-service window closes (or closed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub window_closes_at: Option<Timestamp>,
+}
+
+/// A run as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunView {
+    pub id: i64,
+    pub flow: String,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_reason: Option<String>,
+    pub holdout: bool,
+    pub entered_at: Timestamp,
+    pub next_step: i64,
+    pub steps_total: i64,
+}
+
+/// A conversation with everything an agent needs to pick it up.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConversationDetail {
+    #[serde(flatten)]
+    pub summary: ConversationSummary,
+    pub transcript: Vec<TranscriptEntry>,
+    pub runs: Vec<RunView>,
+    pub holds: Vec<HoldView>,
+}
+
+/// A request to hold a product for a customer who said yes.
+#[derive(Debug, Clone, Serialize)]
+pub struct HoldView {
+    pub id: i64,
+    pub conversation_id: i64,
+    pub run_id: i64,
+    pub contact: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub product: Option<String>,
+    /// `open` or `resolved`.
+    pub status: String,
+    pub requested_at: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<String>,
 }
 
 /// Called when another instance signals new work.
@@ -188,6 +297,8 @@ pub struct FlowFigures {
     /// Decimal string.
     pub recovered_revenue: String,
     pub holdout_converted: u64,
+    pub messages_text: u64,
+    pub messages_template: u64,
 }
 
 /// The persistence operations of nudge.
@@ -280,6 +391,66 @@ pub trait Store: Send + Sync {
         let _ = on_wake;
         Ok(())
     }
+
+    /// Records provider delivery reports, once per message and status, and applies them to
+    /// the messages they report on. Returns how many were new.
+    async fn record_statuses(
+        &self,
+        workspace_id: i64,
+        statuses: &[ProviderStatus],
+        now: Timestamp,
+    ) -> Result<usize, StoreError>;
+
+    /// Conversations, most recently active first.
+    async fn list_conversations(
+        &self,
+        workspace_id: i64,
+        limit: usize,
+    ) -> Result<Vec<ConversationSummary>, StoreError>;
+
+    async fn conversation(
+        &self,
+        workspace_id: i64,
+        id: i64,
+    ) -> Result<Option<ConversationDetail>, StoreError>;
+
+    /// Queues a message an agent wrote and records it in the transcript; the agent takes the
+    /// conversation over if a flow runs. `Conflict` when the WhatsApp window is closed.
+    async fn send_agent_message(
+        &self,
+        engine: &Engine,
+        workspace_id: i64,
+        conversation_id: i64,
+        text: &str,
+        now: Timestamp,
+    ) -> Result<i64, StoreError>;
+
+    /// Ends an agent's takeover, so automation may run again for the contact.
+    async fn resume_conversation(
+        &self,
+        workspace_id: i64,
+        id: i64,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    async fn holds(
+        &self,
+        workspace_id: i64,
+        status: Option<&str>,
+    ) -> Result<Vec<HoldView>, StoreError>;
+
+    async fn resolve_hold(
+        &self,
+        workspace_id: i64,
+        id: i64,
+        resolution: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// Turns a queued WhatsApp text into its stored template, because the window closed
+    /// before it could go out. Returns false when it has no template.
+    async fn switch_to_template(&self, message_id: i64, now: Timestamp)
+    -> Result<bool, StoreError>;
 
     /// Figures of one workspace, in total and per flow.
     async fn figures(

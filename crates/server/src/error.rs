@@ -22,6 +22,10 @@ pub enum ApiError {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// 409: the request conflicts with the current state (for example, a closed WhatsApp
+    /// window).
+    #[error("{0}")]
+    Conflict(String),
     /// 413: the body is over the limit.
     #[error("request body is larger than the limit of {limit} bytes")]
     TooLarge { limit: usize },
@@ -47,6 +51,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -59,6 +64,7 @@ impl ApiError {
             ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict(_) => "conflict",
             ApiError::TooLarge { .. } => "payload_too_large",
             ApiError::Unavailable(_) => "unavailable",
             ApiError::Internal(_) => "internal",
@@ -80,6 +86,7 @@ impl From<StoreError> for ApiError {
         match error {
             StoreError::Unavailable(detail) => ApiError::Unavailable(detail),
             StoreError::NotFound => ApiError::NotFound("not found".into()),
+            StoreError::Conflict(detail) => ApiError::Conflict(detail),
             other => ApiError::Internal(other.to_string()),
         }
     }

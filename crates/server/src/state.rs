@@ -21,6 +21,10 @@ pub struct AppConfig {
     /// still accepted during a rotation.
     pub shopify_secrets: Vec<SecretString>,
     pub woocommerce_secret: Option<SecretString>,
+    /// The token Meta sends in the webhook verification handshake.
+    pub whatsapp_verify_token: Option<SecretString>,
+    /// The Meta app secret that signs WhatsApp webhooks (`X-Hub-Signature-256`).
+    pub whatsapp_app_secret: Option<SecretString>,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
     /// The workspace that store webhooks belong to.
@@ -33,6 +37,8 @@ impl Default for AppConfig {
         AppConfig {
             shopify_secrets: Vec::new(),
             woocommerce_secret: None,
+            whatsapp_verify_token: None,
+            whatsapp_app_secret: None,
             body_limit: 10 * 1024 * 1024,
             webhook_workspace_id: 1,
             workers: WorkerConfig::default(),

@@ -1,6 +1,7 @@
 //! Ingest: storing incoming events once and applying them through the engine, many events
 //! per transaction.
 
+use nudge_core::channel::ChannelKind;
 use nudge_core::engine::{CheckoutState, Engine, IdleTimers, OrderFacts, normalise_contact};
 use nudge_core::event::{CheckoutEvent, Event, OrderEvent};
 use nudge_core::store::{Incoming, Ingested, StoreError};
@@ -68,6 +69,30 @@ async fn apply_one(
         }
         Event::OrderCreated(order) => {
             apply_order(conn, engine, incoming.workspace_id, order, now).await
+        }
+        Event::MessageInbound(message) => {
+            crate::chat::apply_chat(
+                conn,
+                engine,
+                incoming.workspace_id,
+                message,
+                true,
+                None,
+                now,
+            )
+            .await
+        }
+        Event::MessageOutbound(message) => {
+            crate::chat::apply_chat(
+                conn,
+                engine,
+                incoming.workspace_id,
+                message,
+                false,
+                None,
+                now,
+            )
+            .await
         }
     }
 }
@@ -237,7 +262,17 @@ async fn apply_order(
         .iter()
         .map(|(_, state)| state.id.clone())
         .collect();
-    let runs = runs_of_subjects(conn, workspace_id, &ids).await?;
+    let mut runs = runs_of_subjects(conn, workspace_id, &ids).await?;
+    // Conversations with the same phone number: an order ends their follow-ups too.
+    if let Some(phone) = &keys.phone {
+        for channel in [ChannelKind::Whatsapp, ChannelKind::Sms] {
+            if let Some((id, _)) =
+                crate::chat::conversation_by_contact(conn, workspace_id, channel, phone).await?
+            {
+                runs.extend(crate::chat::runs_of_conversation(conn, workspace_id, id).await?);
+            }
+        }
+    }
     let states: Vec<CheckoutState> = checkouts.iter().map(|(_, state)| state.clone()).collect();
     let outcome = engine.on_order(&facts, &states, &runs);
 

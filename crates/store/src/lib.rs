@@ -6,6 +6,7 @@
 //! the code branches on `Backend`. Migrations are kept per backend.
 
 mod apply;
+mod chat;
 mod connect;
 mod keys;
 mod links;
@@ -22,8 +23,9 @@ use async_trait::async_trait;
 use nudge_core::channel::OutboundMessage;
 use nudge_core::engine::Engine;
 use nudge_core::store::{
-    Claim, ClaimedMessage, Figures, FireReport, FlowFigures, Incoming, Ingested, MessagePage,
-    MessageQuery, SendResult, Store, StoreError, WakeCallback,
+    Claim, ClaimedMessage, ConversationDetail, ConversationSummary, Figures, FireReport,
+    FlowFigures, HoldView, Incoming, Ingested, MessagePage, MessageQuery, ProviderStatus,
+    SendResult, Store, StoreError, WakeCallback,
 };
 use nudge_core::time::Timestamp;
 use sqlx::AnyPool;
@@ -183,6 +185,77 @@ impl Store for SqlStore {
 
     async fn sandbox_has(&self, message_id: i64) -> Result<bool, StoreError> {
         outbox::sandbox_has(self, message_id).await
+    }
+
+    async fn record_statuses(
+        &self,
+        workspace_id: i64,
+        statuses: &[ProviderStatus],
+        now: Timestamp,
+    ) -> Result<usize, StoreError> {
+        chat::record_statuses(self, workspace_id, statuses, now).await
+    }
+
+    async fn list_conversations(
+        &self,
+        workspace_id: i64,
+        limit: usize,
+    ) -> Result<Vec<ConversationSummary>, StoreError> {
+        chat::list(self, workspace_id, limit).await
+    }
+
+    async fn conversation(
+        &self,
+        workspace_id: i64,
+        id: i64,
+    ) -> Result<Option<ConversationDetail>, StoreError> {
+        chat::detail(self, workspace_id, id).await
+    }
+
+    async fn send_agent_message(
+        &self,
+        engine: &Engine,
+        workspace_id: i64,
+        conversation_id: i64,
+        text: &str,
+        now: Timestamp,
+    ) -> Result<i64, StoreError> {
+        chat::send_agent_message(self, engine, workspace_id, conversation_id, text, now).await
+    }
+
+    async fn resume_conversation(
+        &self,
+        workspace_id: i64,
+        id: i64,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        chat::resume(self, workspace_id, id, now).await
+    }
+
+    async fn holds(
+        &self,
+        workspace_id: i64,
+        status: Option<&str>,
+    ) -> Result<Vec<HoldView>, StoreError> {
+        chat::holds(self, workspace_id, status).await
+    }
+
+    async fn resolve_hold(
+        &self,
+        workspace_id: i64,
+        id: i64,
+        resolution: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        chat::resolve_hold(self, workspace_id, id, resolution, now).await
+    }
+
+    async fn switch_to_template(
+        &self,
+        message_id: i64,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        chat::switch_to_template(self, message_id, now).await
     }
 
     async fn notify_wakeup(&self) {

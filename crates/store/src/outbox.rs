@@ -17,7 +17,8 @@ use crate::connect::Backend;
 use crate::rows::{Conn, cancel_queued_messages, db_error, get, json_error, ms, placeholders};
 use crate::timers::claim_time;
 
-/// Queues a message and its short link; returns false if the step already had a message.
+/// Queues a message and its short link; returns its id, or `None` if the step already had a
+/// message.
 pub(crate) async fn queue_message(
     conn: &mut Conn,
     workspace_id: i64,
@@ -25,7 +26,7 @@ pub(crate) async fn queue_message(
     flow: &str,
     message: &NewMessage,
     now: Timestamp,
-) -> Result<bool, StoreError> {
+) -> Result<Option<i64>, StoreError> {
     let template = message
         .template
         .as_ref()
@@ -34,8 +35,9 @@ pub(crate) async fn queue_message(
         .map_err(json_error)?;
     let row = sqlx::query(
         "INSERT INTO messages (workspace_id, run_id, step, idempotency_key, flow, channel, kind, \
-         to_address, body, template, encoding, segments, status, link_token, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'queued', $13, $14, $14) \
+         to_address, body, template, encoding, segments, status, link_token, created_at, updated_at, \
+         window_closes_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'queued', $13, $14, $14, $15) \
          ON CONFLICT (workspace_id, idempotency_key) DO NOTHING RETURNING id",
     )
     .bind(workspace_id)
@@ -52,11 +54,12 @@ pub(crate) async fn queue_message(
     .bind(i64::try_from(message.segments).unwrap_or_default())
     .bind(message.link.as_ref().map(|link| link.token.as_str()))
     .bind(ms(now))
+    .bind(message.window_closes_at.map(ms))
     .fetch_optional(&mut *conn)
     .await
     .map_err(db_error)?;
     let Some(row) = row else {
-        return Ok(false);
+        return Ok(None);
     };
     let message_id: i64 = get(&row, "id")?;
     if let Some(link) = &message.link {
@@ -84,7 +87,7 @@ pub(crate) async fn queue_message(
     .execute(conn)
     .await
     .map_err(db_error)?;
-    Ok(true)
+    Ok(Some(message_id))
 }
 
 /// The key that makes a message unique: one per run and step.
@@ -127,7 +130,7 @@ pub(crate) async fn record_skipped(
 
 const CLAIMED_COLUMNS: &str = "messages.id, messages.workspace_id, messages.idempotency_key, \
     messages.flow, messages.channel, messages.kind, messages.to_address, messages.body, \
-    messages.template, messages.attempts";
+    messages.template, messages.attempts, messages.window_closes_at";
 
 fn claimed_from_row(row: &AnyRow) -> Result<ClaimedMessage, StoreError> {
     let channel: String = get(row, "channel")?;
@@ -153,6 +156,7 @@ fn claimed_from_row(row: &AnyRow) -> Result<ClaimedMessage, StoreError> {
         },
         flow: get(row, "flow")?,
         attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        window_closes_at: get::<Option<i64>>(row, "window_closes_at")?.map(crate::rows::ts),
     })
 }
 
@@ -166,24 +170,52 @@ pub(crate) async fn claim(
     claim: &Claim,
 ) -> Result<Vec<ClaimedMessage>, StoreError> {
     let now = claim_time(store, claim).await?;
+    // Claims run per workspace, so that each transaction touches one workspace's rows.
+    let workspaces = sqlx::query(
+        "SELECT DISTINCT workspace_id FROM outbox WHERE state = 'queued' AND not_before <= $1 LIMIT 64",
+    )
+    .bind(ms(now))
+    .fetch_all(&store.read)
+    .await
+    .map_err(db_error)?;
+    let mut claimed = Vec::new();
+    for row in &workspaces {
+        let workspace_id: i64 = get(row, "workspace_id")?;
+        let room = claim.limit.saturating_sub(claimed.len());
+        if room == 0 {
+            break;
+        }
+        claimed.extend(claim_in_workspace(store, claim, workspace_id, room, now).await?);
+    }
+    Ok(claimed)
+}
+
+async fn claim_in_workspace(
+    store: &SqlStore,
+    claim: &Claim,
+    workspace_id: i64,
+    limit: usize,
+    now: Timestamp,
+) -> Result<Vec<ClaimedMessage>, StoreError> {
     let mut conn = store.write.acquire().await.map_err(db_error)?;
     let mut tx = conn.begin().await.map_err(db_error)?;
     let lock = match store.backend {
         Backend::Postgres => "FOR UPDATE OF outbox SKIP LOCKED",
         Backend::Sqlite => "",
     };
-    let limit = i64::try_from(claim.limit).unwrap_or(i64::MAX);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     // Re-check eligibility inside the claiming transaction: cancel what may no longer go.
     let ineligible = sqlx::query(&format!(
         "SELECT outbox.message_id AS id, CASE WHEN EXISTS (SELECT 1 FROM suppressions \
          WHERE suppressions.workspace_id = messages.workspace_id \
          AND suppressions.address = messages.to_address) THEN 'opted_out' ELSE 'run_exited' END AS reason \
          FROM outbox JOIN messages ON messages.id = outbox.message_id \
-         WHERE outbox.state = 'queued' AND outbox.not_before <= $1 AND {INELIGIBLE} \
-         ORDER BY outbox.not_before LIMIT $2 {lock}"
+         WHERE outbox.workspace_id = $3 AND outbox.state = 'queued' AND outbox.not_before <= $1 \
+         AND {INELIGIBLE} ORDER BY outbox.not_before LIMIT $2 {lock}"
     ))
     .bind(ms(now))
     .bind(limit)
+    .bind(workspace_id)
     .fetch_all(&mut *tx)
     .await
     .map_err(db_error)?;
@@ -212,17 +244,19 @@ pub(crate) async fn claim(
             sqlx::query(&format!(
                 "WITH picked AS (SELECT outbox.message_id FROM outbox \
                  JOIN messages ON messages.id = outbox.message_id \
-                 WHERE outbox.state = 'queued' AND outbox.not_before <= $1 AND NOT {INELIGIBLE} \
+                 WHERE outbox.workspace_id = $5 AND outbox.state = 'queued' AND outbox.not_before <= $1 \
+                 AND NOT {INELIGIBLE} \
                  ORDER BY outbox.not_before, outbox.message_id LIMIT $2 FOR UPDATE OF outbox SKIP LOCKED), \
                  claimed AS (UPDATE outbox SET state = 'sending', lease_owner = $3, lease_until = $4 \
                  FROM picked WHERE outbox.message_id = picked.message_id RETURNING outbox.message_id) \
-                 UPDATE messages SET status = 'sending', attempts = messages.attempts + 1, updated_at = $1 \
-                 FROM claimed WHERE messages.id = claimed.message_id RETURNING {CLAIMED_COLUMNS}"
+                 UPDATE messages SET status = 'sending', attempts = messages.attempts + 1, updated_at = $1, \
+                 claimed_by = $3 FROM claimed WHERE messages.id = claimed.message_id RETURNING {CLAIMED_COLUMNS}"
             ))
             .bind(ms(now))
             .bind(limit)
             .bind(&claim.worker)
             .bind(lease_until)
+            .bind(workspace_id)
             .fetch_all(&mut *tx)
             .await
             .map_err(db_error)?
@@ -231,11 +265,12 @@ pub(crate) async fn claim(
             // SQLite has a single writer, so selecting and then updating cannot race.
             let picked = sqlx::query(&format!(
                 "SELECT outbox.message_id AS id FROM outbox JOIN messages ON messages.id = outbox.message_id \
-                 WHERE outbox.state = 'queued' AND outbox.not_before <= $1 AND NOT {INELIGIBLE} \
-                 ORDER BY outbox.not_before, outbox.message_id LIMIT $2"
+                 WHERE outbox.workspace_id = $3 AND outbox.state = 'queued' AND outbox.not_before <= $1 \
+                 AND NOT {INELIGIBLE} ORDER BY outbox.not_before, outbox.message_id LIMIT $2"
             ))
             .bind(ms(now))
             .bind(limit)
+            .bind(workspace_id)
             .fetch_all(&mut *tx)
             .await
             .map_err(db_error)?;
@@ -259,12 +294,12 @@ pub(crate) async fn claim(
                 }
                 update.execute(&mut *tx).await.map_err(db_error)?;
                 let mark_sql = format!(
-                    "UPDATE messages SET status = 'sending', attempts = attempts + 1, updated_at = $1 \
-                     WHERE id IN ({}) RETURNING {}",
-                    placeholders(2, ids.len()),
+                    "UPDATE messages SET status = 'sending', attempts = attempts + 1, updated_at = $1, \
+                     claimed_by = $2 WHERE id IN ({}) RETURNING {}",
+                    placeholders(3, ids.len()),
                     CLAIMED_COLUMNS.replace("messages.", "")
                 );
-                let mut mark = sqlx::query(&mark_sql).bind(ms(now));
+                let mut mark = sqlx::query(&mark_sql).bind(ms(now)).bind(&claim.worker);
                 for id in &ids {
                     mark = mark.bind(*id);
                 }
@@ -297,7 +332,7 @@ pub(crate) async fn finish(
             let row = sqlx::query(
                 "UPDATE messages SET status = 'sent', provider = $1, provider_message_id = $2, \
                  sent_at = $3, updated_at = $3, reason = NULL \
-                 WHERE id = $4 AND status IN ('sending', 'unknown') RETURNING run_id",
+                 WHERE id = $4 AND status IN ('sending', 'unknown') RETURNING run_id, workspace_id",
             )
             .bind(provider)
             .bind(provider_message_id.as_deref())
@@ -307,7 +342,12 @@ pub(crate) async fn finish(
             .await
             .map_err(db_error)?;
             if let Some(row) = row {
-                let run_id: i64 = get(&row, "run_id")?;
+                let workspace_id: i64 = get(&row, "workspace_id")?;
+                if let Some(provider_id) = provider_message_id {
+                    crate::chat::apply_pending_statuses(&mut tx, workspace_id, provider_id, now)
+                        .await?;
+                }
+                let run_id: Option<i64> = get(&row, "run_id")?;
                 // Attribution counts from the latest message that actually went out.
                 sqlx::query(
                     "UPDATE runs SET last_message_at = $1 WHERE id = $2 \

@@ -39,6 +39,21 @@ pub(crate) async fn figures(
         .await
         .map_err(db_error)?;
     total.orders = count(get(&orders, "orders")?);
+    let conversations =
+        sqlx::query("SELECT COUNT(*) AS conversations FROM conversations WHERE workspace_id = $1")
+            .bind(workspace_id)
+            .fetch_one(pool)
+            .await
+            .map_err(db_error)?;
+    total.conversations = count(get(&conversations, "conversations")?);
+    let idle = sqlx::query(
+        "SELECT COUNT(*) AS entered FROM runs WHERE workspace_id = $1 AND subject_kind = 'conversation'",
+    )
+    .bind(workspace_id)
+    .fetch_one(pool)
+    .await
+    .map_err(db_error)?;
+    total.idle_entered = count(get(&idle, "entered")?);
 
     let mut per_flow: BTreeMap<String, FlowFigures> = BTreeMap::new();
     let runs = sqlx::query(&format!(
@@ -69,8 +84,10 @@ pub(crate) async fn figures(
         "SELECT flow, \
          CAST(COALESCE(SUM(CASE WHEN status IN ('sent', 'delivered', 'read') THEN 1 ELSE 0 END), 0) AS BIGINT) AS sent, \
          CAST(COALESCE(SUM(CASE WHEN status = 'skipped' THEN 1 ELSE 0 END), 0) AS BIGINT) AS skipped, \
-         CAST(COALESCE(SUM(CASE WHEN status = 'cancelled' AND reason IN {ORDER_REASONS} THEN 1 ELSE 0 END), 0) AS BIGINT) AS cancelled \
-         FROM messages WHERE workspace_id = $1 GROUP BY flow"
+         CAST(COALESCE(SUM(CASE WHEN status = 'cancelled' AND reason IN {ORDER_REASONS} THEN 1 ELSE 0 END), 0) AS BIGINT) AS cancelled, \
+         CAST(COALESCE(SUM(CASE WHEN status IN ('sent', 'delivered', 'read') AND kind = 'text' THEN 1 ELSE 0 END), 0) AS BIGINT) AS sent_text, \
+         CAST(COALESCE(SUM(CASE WHEN status IN ('sent', 'delivered', 'read') AND kind = 'template' THEN 1 ELSE 0 END), 0) AS BIGINT) AS sent_template \
+         FROM messages WHERE workspace_id = $1 AND run_id IS NOT NULL GROUP BY flow"
     ))
     .bind(workspace_id)
     .fetch_all(pool)
@@ -82,6 +99,8 @@ pub(crate) async fn figures(
         figures.messages = count(get(row, "sent")?);
         figures.messages_skipped = count(get(row, "skipped")?);
         figures.cancelled_by_order += count(get(row, "cancelled")?);
+        figures.messages_text = count(get(row, "sent_text")?);
+        figures.messages_template = count(get(row, "sent_template")?);
     }
     let revenue = sqlx::query(
         "SELECT runs.flow AS flow, orders.total AS total FROM runs JOIN orders \
@@ -114,6 +133,8 @@ pub(crate) async fn figures(
         total.pending += figures.pending;
         total.recovered_orders += figures.recovered_orders;
         total.holdout_converted += figures.holdout_converted;
+        total.messages_text += figures.messages_text;
+        total.messages_template += figures.messages_template;
     }
     total.recovered_revenue = total_revenue.normalize().to_string();
     Ok((total, per_flow.into_iter().collect()))

@@ -154,6 +154,9 @@ async fn apply_batch(
         report.fired += 1;
         match timer.kind.as_str() {
             "idle" => fire_idle(&mut tx, engine, workspace_id, timer, now).await?,
+            "conversation_idle" => {
+                fire_conversation_idle(&mut tx, engine, workspace_id, timer, now).await?
+            }
             "step" => {
                 if fire_step(&mut tx, engine, workspace_id, timer, now).await? {
                     report.messages_queued += 1;
@@ -274,12 +277,11 @@ async fn fire_step(
     let Some(run) = run_by_id(conn, workspace_id, timer.subject_id).await? else {
         return Ok(false);
     };
-    let SubjectRef::Checkout(external_id) = &run.subject else {
-        tracing::warn!(
-            run = run.id,
-            "step timer for a subject this version cannot send to"
-        );
-        return Ok(false);
+    let external_id = match &run.subject {
+        SubjectRef::Checkout(external_id) => external_id,
+        SubjectRef::Conversation(id) => {
+            return fire_conversation_step(conn, engine, workspace_id, &run, id, now).await;
+        }
     };
     let Some((_, checkout)) = checkout_by_external(conn, workspace_id, external_id).await? else {
         return Ok(false);
@@ -310,7 +312,7 @@ async fn fire_step(
                 &run.flow,
             )
             .await?;
-            Ok(inserted)
+            Ok(inserted.is_some())
         }
         StepOutcome::Skip {
             step,
@@ -330,6 +332,182 @@ async fn fire_step(
                 now,
             )
             .await?;
+            advance_run(conn, workspace_id, run.id, step, next_due, &run.flow).await?;
+            Ok(false)
+        }
+        StepOutcome::Defer { until } => {
+            arm_timer(
+                conn,
+                workspace_id,
+                &run_timer_key(run.id),
+                "step",
+                run.id,
+                Some(&run.flow),
+                until,
+            )
+            .await?;
+            Ok(false)
+        }
+        StepOutcome::Exit { reason } => {
+            exit_run(conn, workspace_id, run.id, reason.as_str(), now).await?;
+            Ok(false)
+        }
+        StepOutcome::Drop => Ok(false),
+    }
+}
+
+async fn fire_conversation_idle(
+    conn: &mut Conn,
+    engine: &Engine,
+    workspace_id: i64,
+    timer: &DueTimer,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let Some(flow_name) = timer.flow.as_deref() else {
+        return Ok(());
+    };
+    let Some((conversation_id, state)) =
+        crate::chat::conversation_by_id(conn, workspace_id, timer.subject_id).await?
+    else {
+        return Ok(());
+    };
+    let subject = conversation_id.to_string();
+    let already_entered = sqlx::query(
+        "SELECT id FROM runs WHERE workspace_id = $1 AND flow = $2 AND subject_kind = 'conversation' \
+         AND subject_id = $3",
+    )
+    .bind(workspace_id)
+    .bind(flow_name)
+    .bind(&subject)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_error)?
+    .is_some();
+    match engine.on_conversation_idle(&state, flow_name, &subject, already_entered, now) {
+        EntryOutcome::Drop | EntryOutcome::Emptied => {}
+        EntryOutcome::Rearm(due_at) => {
+            let key = crate::chat::conversation_timer_key(conversation_id, flow_name);
+            arm_timer(
+                conn,
+                workspace_id,
+                &key,
+                "conversation_idle",
+                conversation_id,
+                Some(flow_name),
+                due_at,
+            )
+            .await?;
+        }
+        EntryOutcome::Enter {
+            holdout,
+            entered_at,
+            first_step_due,
+        } => {
+            let steps_total = engine
+                .flows
+                .get(flow_name)
+                .map(|flow| flow.steps.len())
+                .unwrap_or_default();
+            let run = sqlx::query(
+                "INSERT INTO runs (workspace_id, flow, subject_kind, subject_id, status, holdout, \
+                 entered_at, next_step, steps_total) VALUES ($1, $2, 'conversation', $3, 'active', $4, $5, 0, $6) \
+                 ON CONFLICT (workspace_id, flow, subject_kind, subject_id) DO NOTHING RETURNING id",
+            )
+            .bind(workspace_id)
+            .bind(flow_name)
+            .bind(&subject)
+            .bind(i64::from(holdout))
+            .bind(ms(entered_at))
+            .bind(i64::try_from(steps_total).unwrap_or_default())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db_error)?;
+            if let (Some(row), Some(due_at)) = (run, first_step_due) {
+                let run_id: i64 = get(&row, "id")?;
+                arm_timer(
+                    conn,
+                    workspace_id,
+                    &run_timer_key(run_id),
+                    "step",
+                    run_id,
+                    Some(flow_name),
+                    due_at,
+                )
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn fire_conversation_step(
+    conn: &mut Conn,
+    engine: &Engine,
+    workspace_id: i64,
+    run: &nudge_core::engine::RunFacts,
+    conversation: &str,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
+    let Ok(conversation_id) = conversation.parse::<i64>() else {
+        return Ok(false);
+    };
+    let Some((_, state)) =
+        crate::chat::conversation_by_id(conn, workspace_id, conversation_id).await?
+    else {
+        return Ok(false);
+    };
+    let flow = engine.flows.get(&run.flow).cloned();
+    let context = StepContext {
+        suppressed: is_suppressed(conn, workspace_id, &state.contact).await?,
+        paused: state.paused,
+        recent_sends: recent_sends(conn, workspace_id, &state.contact, flow.as_deref(), now)
+            .await?,
+        link_token: unused_token(conn).await?,
+    };
+    let outcome = engine.on_conversation_step(run, &state, &context, now);
+    tracing::debug!(
+        run = run.id,
+        conversation = conversation_id,
+        ?outcome,
+        "conversation step decided"
+    );
+    match outcome {
+        StepOutcome::Send { message, next_due } => {
+            let queued =
+                crate::outbox::queue_message(conn, workspace_id, run, &run.flow, &message, now)
+                    .await?;
+            if let Some(message_id) = queued {
+                crate::chat::record_automation(
+                    conn,
+                    workspace_id,
+                    conversation_id,
+                    message_id,
+                    message.kind,
+                    &message.body,
+                    now,
+                )
+                .await?;
+            }
+            advance_run(
+                conn,
+                workspace_id,
+                run.id,
+                message.step,
+                next_due,
+                &run.flow,
+            )
+            .await?;
+            Ok(queued.is_some())
+        }
+        StepOutcome::Skip {
+            step,
+            channel,
+            to,
+            reason,
+            next_due,
+        } => {
+            crate::outbox::record_skipped(conn, workspace_id, run, step, channel, &to, reason, now)
+                .await?;
             advance_run(conn, workspace_id, run.id, step, next_due, &run.flow).await?;
             Ok(false)
         }

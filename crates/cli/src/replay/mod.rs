@@ -5,6 +5,7 @@
 //! Timers due at or before an event's time fire before that event, each at its own due time,
 //! and the messages they queue are sent at that same instant.
 
+mod chats;
 mod jsonl;
 mod rees46;
 
@@ -35,6 +36,9 @@ pub enum Format {
     Rees46,
     /// One `/v1/events` body (an event or an array of events) per line.
     Jsonl,
+    /// Customer-care conversations, one message per row (conversation_id, role,
+    /// datetime_utc, text, ...).
+    Chats,
 }
 
 #[derive(Debug, Args)]
@@ -62,6 +66,7 @@ pub async fn run(args: ReplayArgs) -> anyhow::Result<()> {
     let (steps, rows) = match args.format {
         Format::Rees46 => rees46::read(&args.files)?,
         Format::Jsonl => jsonl::read(&args.files)?,
+        Format::Chats => chats::read(&args.files)?,
     };
     let mut replayer = Replayer::start(flows).await?;
     let total = steps.len();

@@ -8,6 +8,7 @@
 
 mod checkout;
 mod contact;
+mod conversation;
 mod entry;
 mod order;
 mod render;
@@ -21,6 +22,10 @@ use crate::money::MoneyStyle;
 
 pub use checkout::{CheckoutOutcome, IdleTimers, order_matches};
 pub use contact::{Contact, normalise_contact, normalise_email};
+pub use conversation::{
+    ChatOutcome, ConversationState, HoldRequest, Quote, Speaker, WINDOW, WINDOW_MARGIN,
+    fields_for_conversation,
+};
 pub use entry::{EntryOutcome, holdout_bucket};
 pub use order::{OrderOutcome, RunExit};
 pub use render::{SmsText, fields_for_checkout, fit_sms};
@@ -51,6 +56,10 @@ pub struct Settings {
     /// Require an explicit SMS opt-in. When false, a contact whose consent the source did
     /// not report is treated as consenting; an explicit refusal always blocks.
     pub require_sms_consent: bool,
+    /// Currency of prices written without one ("2500/-").
+    pub default_currency: String,
+    /// Words that mean stop, start again, or yes, in the markets served.
+    pub keywords: crate::reply::Keywords,
 }
 
 impl Default for Settings {
@@ -65,6 +74,8 @@ impl Default for Settings {
             locale: None,
             assume_reachable: false,
             require_sms_consent: false,
+            default_currency: "KES".into(),
+            keywords: crate::reply::Keywords::default(),
         }
     }
 }

@@ -55,7 +55,8 @@ impl Engine {
     }
 
     /// Applies a new order. `checkouts` are the stored checkouts that share an id, cart token
-    /// or contact key with it, and `runs` every run on those checkouts.
+    /// or contact key with it, and `runs` every run on those checkouts and on conversations
+    /// with the order's phone number.
     pub fn on_order(
         &self,
         order: &OrderFacts,
@@ -73,7 +74,8 @@ impl Engine {
                 .iter()
                 .find(|(checkout, _)| &checkout.id == id)
                 .map(|(_, rule)| *rule),
-            SubjectRef::Conversation(_) => None,
+            // The store passes only conversations with the order's phone number.
+            SubjectRef::Conversation(_) => Some(MatchRule::SameContact),
         };
 
         let completed = matched

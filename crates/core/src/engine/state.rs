@@ -192,6 +192,8 @@ pub enum ExitReason {
     AgentTakeover,
     /// The flow was removed or disabled while the run was waiting.
     FlowRemoved,
+    /// The customer said yes to a hold question; an agent takes it from here.
+    HoldRequested,
 }
 
 impl ExitReason {
@@ -205,6 +207,7 @@ impl ExitReason {
             ExitReason::CustomerReplied => "customer_replied",
             ExitReason::AgentTakeover => "agent_takeover",
             ExitReason::FlowRemoved => "flow_removed",
+            ExitReason::HoldRequested => "hold_requested",
         }
     }
 

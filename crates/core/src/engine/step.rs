@@ -45,6 +45,10 @@ pub struct NewMessage {
     pub encoding: Option<Encoding>,
     pub segments: usize,
     pub link: Option<NewLink>,
+    /// For WhatsApp free-form text: when the customer-service window closes. The sender
+    /// checks it again at the moment of sending and switches to `template` (or gives up)
+    /// once it has passed.
+    pub window_closes_at: Option<Timestamp>,
 }
 
 /// The result of a step timer.
@@ -193,6 +197,7 @@ impl Engine {
             encoding,
             segments,
             link,
+            window_closes_at: None,
         }))
     }
 

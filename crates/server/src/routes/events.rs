@@ -54,7 +54,7 @@ pub async fn post(
         .zip(outcomes)
         .map(|(incoming, result)| EventResult {
             kind: incoming.event.type_name(),
-            id: event_id(&incoming.event),
+            id: incoming.event.id(),
             result,
         })
         .collect();
@@ -67,11 +67,4 @@ pub async fn post(
         duplicates: results.len() - applied,
         results,
     }))
-}
-
-fn event_id(event: &nudge_core::event::Event) -> String {
-    match event {
-        nudge_core::event::Event::CheckoutUpdated(checkout) => checkout.id.clone(),
-        nudge_core::event::Event::OrderCreated(order) => order.id.clone(),
-    }
 }

@@ -1,5 +1,6 @@
 //! The HTTP routes and the layers around them.
 
+mod conversations;
 mod events;
 mod health;
 mod links;
@@ -28,6 +29,16 @@ pub fn router(app: App) -> Router {
             "/webhooks/woocommerce",
             post(webhooks::woocommerce::receive),
         )
+        .route(
+            "/webhooks/whatsapp",
+            get(webhooks::whatsapp::verify).post(webhooks::whatsapp::receive),
+        )
+        .route("/v1/conversations", get(conversations::list))
+        .route("/v1/conversations/{id}", get(conversations::get))
+        .route("/v1/conversations/{id}/messages", post(conversations::send))
+        .route("/v1/conversations/{id}/resume", post(conversations::resume))
+        .route("/v1/holds", get(conversations::holds))
+        .route("/v1/holds/{id}/resolve", post(conversations::resolve_hold))
         // Bodies are read by hand under `body_limit`, so the extractor limit is off.
         .layer(DefaultBodyLimit::disable());
     Router::new()

@@ -3,6 +3,7 @@
 
 pub mod shopify;
 mod value;
+pub mod whatsapp;
 pub mod woocommerce;
 
 use base64::Engine as _;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
-use nudge_core::channel::{Lookup, SendError};
+use nudge_core::channel::{Lookup, MessageKind, SendError};
 use nudge_core::store::{Claim, ClaimedMessage, SendResult, StoreError};
 use nudge_core::time::{Timestamp, add};
 use tokio::task::JoinSet;
@@ -85,7 +85,38 @@ fn limiter(provider: &str) -> Arc<DefaultDirectRateLimiter> {
         .clone()
 }
 
-async fn send_one(app: App, claimed: ClaimedMessage, shutdown: CancellationToken) -> Delivery {
+async fn send_one(app: App, mut claimed: ClaimedMessage, shutdown: CancellationToken) -> Delivery {
+    // The window of a WhatsApp text is checked again now, at the moment of sending: a text
+    // decided inside it may reach the worker after it closed.
+    if let Some(closes) = claimed.window_closes_at {
+        let now = app.clock().now();
+        if claimed.message.kind == MessageKind::Text && now >= closes {
+            if claimed.message.template.is_some()
+                && app
+                    .store()
+                    .switch_to_template(claimed.message.message_id, now)
+                    .await
+                    .unwrap_or(false)
+            {
+                tracing::info!(
+                    message = claimed.message.message_id,
+                    "window closed before sending; the template goes instead"
+                );
+                claimed.message.kind = MessageKind::Template;
+            } else {
+                let result = SendResult::Failed {
+                    provider: "local".into(),
+                    code: "window_closed".into(),
+                    reason: "the 24-hour window closed before the text could go out and the step has no template"
+                        .into(),
+                    opted_out: false,
+                };
+                log_outcome(&claimed, "local", &result);
+                record(&app, claimed.message.message_id, &result).await;
+                return Delivery::Finished { sent: false };
+            }
+        }
+    }
     let message = &claimed.message;
     let Some(channel) = app.channels().for_kind(message.channel).cloned() else {
         let result = SendResult::Failed {

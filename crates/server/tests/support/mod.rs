@@ -2,13 +2,13 @@
 //! and the sandbox channel (or a provider fake). Workers do not run in the background; the
 //! test calls `run_due` after moving the clock, so nothing waits on a timer.
 
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used)]
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use nudge_core::channel::{Channel, ChannelKind};
-use nudge_core::engine::{Engine, Settings};
+use nudge_core::engine::{CheckoutState, Engine, Settings};
 use nudge_core::flow::{Flow, FlowSet};
 use nudge_core::store::Store;
 use nudge_core::time::{Clock, ManualClock, Timestamp};
@@ -23,6 +23,8 @@ pub use nudge_testkit::{databases, shared_data, shared_json};
 
 pub const SHOPIFY_SECRET: &str = "shpss_test_secret";
 pub const WOO_SECRET: &str = "woo_test_secret";
+pub const WHATSAPP_VERIFY_TOKEN: &str = "verify-me-please";
+pub const WHATSAPP_APP_SECRET: &str = "whatsapp_app_secret_for_tests";
 
 /// A cart flow that goes idle after 2 s, with two SMS steps 20 minutes apart.
 pub const CART_FLOW: &str = r#"
@@ -51,6 +53,8 @@ pub struct TestApp {
     pub store: Arc<SqlStore>,
     pub clock: Arc<ManualClock>,
     pub api_key: String,
+    /// The secret Shopify webhooks are verified with; `shopify` signs with it.
+    pub shopify_secret: String,
     pub http: reqwest::Client,
     shutdown: CancellationToken,
     _database: Option<TestDb>,
@@ -63,6 +67,8 @@ pub struct Options {
     /// An SMS channel to use instead of the sandbox.
     pub sms: Option<Arc<dyn Channel>>,
     pub body_limit: usize,
+    /// The Shopify webhook secret; `None` uses `SHOPIFY_SECRET`.
+    pub shopify_secret: Option<String>,
 }
 
 impl Default for Options {
@@ -73,6 +79,7 @@ impl Default for Options {
             settings: Settings::default(),
             sms: None,
             body_limit: 10 * 1024 * 1024,
+            shopify_secret: None,
         }
     }
 }
@@ -124,9 +131,14 @@ impl TestApp {
             sms: options.sms.unwrap_or_else(|| sandbox(ChannelKind::Sms)),
             whatsapp: Some(sandbox(ChannelKind::Whatsapp)),
         };
+        let shopify_secret = options
+            .shopify_secret
+            .unwrap_or_else(|| SHOPIFY_SECRET.to_string());
         let config = AppConfig {
-            shopify_secrets: vec![SHOPIFY_SECRET.to_string().into()],
+            shopify_secrets: vec![shopify_secret.clone().into()],
             woocommerce_secret: Some(WOO_SECRET.to_string().into()),
+            whatsapp_verify_token: Some(WHATSAPP_VERIFY_TOKEN.to_string().into()),
+            whatsapp_app_secret: Some(WHATSAPP_APP_SECRET.to_string().into()),
             body_limit: options.body_limit,
             workers: WorkerConfig {
                 instance: format!("test-{name}"),
@@ -152,6 +164,7 @@ impl TestApp {
             store,
             clock,
             api_key: key.to_string(),
+            shopify_secret,
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -212,7 +225,7 @@ impl TestApp {
 
     pub async fn shopify(&self, topic: &str, body: &Value, webhook_id: &str) -> reqwest::Response {
         let bytes = serde_json::to_vec(body).unwrap();
-        let signature = nudge_server::webhooks::sign_base64(SHOPIFY_SECRET, &bytes);
+        let signature = nudge_server::webhooks::sign_base64(&self.shopify_secret, &bytes);
         self.shopify_raw(topic, &bytes, webhook_id, &signature)
             .await
     }
@@ -261,20 +274,85 @@ impl TestApp {
 
     /// Rows in the event log, to show that rejected requests stored nothing.
     pub async fn stored_events(&self) -> i64 {
+        self.rows_in("events").await
+    }
+
+    /// Rows in one table of the database, such as `orders` or `timers`.
+    pub async fn rows_in(&self, table: &str) -> i64 {
         use sqlx::Row;
-        let pool = sqlx::any::AnyPoolOptions::new()
-            .max_connections(1)
-            .connect(self.store.url())
-            .await
-            .unwrap();
-        let row = sqlx::query("SELECT COUNT(*) AS events FROM events")
+        let pool = self.read_pool().await;
+        let row = sqlx::query(&format!("SELECT COUNT(*) AS row_count FROM {table}"))
             .fetch_one(&pool)
             .await
             .unwrap();
-        let count: i64 = row.try_get("events").unwrap();
+        let count: i64 = row.try_get("row_count").unwrap();
         pool.close().await;
         count
     }
+
+    /// The stored state of a checkout, by the source's checkout id. The HTTP API does not
+    /// show checkouts, so this reads the `checkouts` table.
+    pub async fn checkout(&self, external_id: &str) -> Option<CheckoutState> {
+        use sqlx::Row;
+        let pool = self.read_pool().await;
+        let row = sqlx::query("SELECT data FROM checkouts WHERE external_id = $1")
+            .bind(external_id)
+            .fetch_optional(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        row.map(|row| {
+            let data: String = row.try_get("data").unwrap();
+            serde_json::from_str(&data).unwrap()
+        })
+    }
+
+    /// Every run, oldest first. The HTTP API does not show runs, so this reads the `runs`
+    /// table.
+    pub async fn runs(&self) -> Vec<RunRow> {
+        use sqlx::Row;
+        let pool = self.read_pool().await;
+        let rows = sqlx::query(
+            "SELECT subject_id, status, exit_reason, credited_order, ended_at FROM runs ORDER BY id",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        pool.close().await;
+        rows.iter()
+            .map(|row| RunRow {
+                checkout: row.try_get("subject_id").unwrap(),
+                status: row.try_get("status").unwrap(),
+                exit_reason: row.try_get("exit_reason").unwrap(),
+                credited_order: row.try_get("credited_order").unwrap(),
+                ended_at: row
+                    .try_get::<Option<i64>, _>("ended_at")
+                    .unwrap()
+                    .map(nudge_core::time::from_millis),
+            })
+            .collect()
+    }
+
+    async fn read_pool(&self) -> sqlx::AnyPool {
+        sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(self.store.url())
+            .await
+            .unwrap()
+    }
+}
+
+/// One row of the `runs` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRow {
+    /// The source's id of the checkout the run is about.
+    pub checkout: String,
+    /// `active`, `finished` or `exited`.
+    pub status: String,
+    pub exit_reason: Option<String>,
+    /// The order credited to the run's messages.
+    pub credited_order: Option<String>,
+    pub ended_at: Option<Timestamp>,
 }
 
 impl TestApp {
@@ -311,4 +389,23 @@ pub fn shopify_order(id: u64, checkout_token: &str, created_at: &str) -> Value {
     body["checkout_token"] = Value::from(checkout_token);
     body["created_at"] = Value::from(created_at);
     body
+}
+
+impl TestApp {
+    /// Every provider call the sandbox recorded, repeats included.
+    pub async fn sandbox_sends(&self) -> i64 {
+        use sqlx::Row;
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(self.store.url())
+            .await
+            .unwrap();
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM sandbox_outbox")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let count: i64 = row.try_get("n").unwrap();
+        pool.close().await;
+        count
+    }
 }

@@ -112,7 +112,8 @@ CREATE INDEX timers_workspace_due ON timers (workspace_id, due_at);
 CREATE TABLE messages (
     id INTEGER PRIMARY KEY,
     workspace_id INTEGER NOT NULL REFERENCES workspaces (id),
-    run_id INTEGER NOT NULL,
+    -- NULL for a message an agent sent by hand.
+    run_id INTEGER,
     step INTEGER NOT NULL,
     idempotency_key TEXT NOT NULL,
     flow TEXT NOT NULL,
@@ -128,7 +129,12 @@ CREATE TABLE messages (
     provider TEXT,
     provider_message_id TEXT,
     attempts INTEGER NOT NULL DEFAULT 0,
+    -- The instance that last claimed the message for sending.
+    claimed_by TEXT,
     link_token TEXT,
+    -- WhatsApp free-form text only: when the customer-service window closes; the sender
+    -- switches to the stored template, or gives up, once it has passed.
+    window_closes_at INTEGER,
     created_at INTEGER NOT NULL,
     updated_at INTEGER NOT NULL,
     sent_at INTEGER,
