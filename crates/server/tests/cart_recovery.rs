@@ -337,3 +337,44 @@ async fn messages_list_filters_and_pages() {
         assert_eq!(bad.status(), 400, "{name}");
     }
 }
+
+#[tokio::test]
+async fn openapi_document_is_served() {
+    let app = TestApp::spawn(nudge_testkit::TestDb::sqlite()).await;
+    let response = app
+        .http
+        .get(format!("{}/v1/openapi.json", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let document: Value = response.json().await.unwrap();
+    assert_eq!(document["openapi"], "3.1.0");
+    for path in [
+        "/v1/events",
+        "/v1/messages",
+        "/r/{token}",
+        "/webhooks/shopify",
+        "/v1/conversations/{id}/messages",
+    ] {
+        assert!(
+            document["paths"].get(path).is_some(),
+            "{path} is documented"
+        );
+    }
+    let checkout = &document["components"]["schemas"]["CheckoutUpdated"]["properties"];
+    for field in [
+        "id",
+        "occurred_at",
+        "contact",
+        "items",
+        "total",
+        "currency",
+        "recovery_url",
+    ] {
+        assert!(
+            checkout.get(field).is_some(),
+            "checkout field {field} is documented"
+        );
+    }
+}

@@ -599,3 +599,86 @@ async fn agent_can_send_inside_window_only() {
         let _ = app.store.holds(1, None).await.unwrap();
     }
 }
+
+#[tokio::test]
+async fn cloud_api_gets_text_inside_and_template_outside_window() {
+    use nudge_channels::{WhatsappChannel, WhatsappConfig};
+    use nudge_testkit::FakeGraph;
+    for db in databases().await {
+        let graph = FakeGraph::start("200000000000001", "graph-token").await;
+        let mut config = WhatsappConfig::new("200000000000001", "graph-token".to_string().into());
+        config.base_url = graph.base_url();
+        let channel: std::sync::Arc<dyn nudge_core::channel::Channel> =
+            std::sync::Arc::new(WhatsappChannel::new(config).unwrap());
+        let app = TestApp::spawn_with(
+            db,
+            Options {
+                whatsapp: Some(channel),
+                ..options(CHAT_FLOW)
+            },
+        )
+        .await;
+        let name = app.db;
+        let now = app.clock.now();
+        inbound(
+            &app,
+            "wamid.IN20",
+            "How much is the blue kitenge dress?",
+            now,
+        )
+        .await;
+        agent_reply(&app, "It's KES 2,500", now).await;
+        app.advance(Duration::from_secs(3)).await;
+        let requests = graph.requests();
+        assert_eq!(requests.len(), 1, "{name}");
+        let body = &requests[0].body;
+        assert_eq!(body["type"], "text", "{name}: {body}");
+        assert_eq!(body["to"], "254700000001", "{name}");
+        assert!(
+            body["text"]["body"]
+                .as_str()
+                .unwrap()
+                .contains("blue kitenge dress"),
+            "{name}"
+        );
+        let sent = app.sent().await;
+        assert_eq!(sent[0]["provider"], "whatsapp", "{name}");
+        assert!(
+            sent[0]["provider_message_id"]
+                .as_str()
+                .unwrap()
+                .starts_with("wamid."),
+            "{name}"
+        );
+
+        // A second conversation, whose customer wrote two days ago, gets the template.
+        let mut payload = shared_json("providers/payloads/whatsapp_webhook_inbound_text.json");
+        let value = &mut payload["entry"][0]["changes"][0]["value"];
+        value["contacts"][0]["wa_id"] = json!("254700000002");
+        value["contacts"][0]["profile"]["name"] = json!("Baraka");
+        value["messages"][0]["from"] = json!("254700000002");
+        value["messages"][0]["id"] = json!("wamid.IN21");
+        value["messages"][0]["text"]["body"] = json!("Do you have the leather sandals?");
+        value["messages"][0]["timestamp"] =
+            json!(((now.as_millisecond() / 1000) - 2 * 86_400).to_string());
+        post_webhook(&app, &payload).await;
+        let quote = json!({
+            "type": "message.outbound",
+            "occurred_at": app.clock.now().to_string(),
+            "contact": { "phone": "+254700000002" },
+            "text": "Yes, they are Ksh 1,800",
+        });
+        assert_eq!(app.post_events(&quote).await.status(), 200);
+        app.advance(Duration::from_secs(3)).await;
+        let requests = graph.requests();
+        assert_eq!(requests.len(), 2, "{name}");
+        let body = &requests[1].body;
+        assert_eq!(body["type"], "template", "{name}: {body}");
+        assert_eq!(body["template"]["name"], "chat_followup", "{name}");
+        assert_eq!(
+            body["template"]["components"][0]["parameters"],
+            json!([{ "type": "text", "text": "Baraka" }, { "type": "text", "text": "leather sandals" }]),
+            "{name}"
+        );
+    }
+}

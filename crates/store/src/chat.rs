@@ -642,9 +642,55 @@ async fn apply_status(
         .bind(reason)
         .bind(ms(now))
         .bind(id)
-        .execute(conn)
+        .execute(&mut *conn)
         .await
         .map_err(db_error)?;
+    if status.status == "failed" && status.error_code.as_deref() == Some(WINDOW_CLOSED_CODE) {
+        queue_template_fallback(conn, workspace_id, id, now).await?;
+    }
+    Ok(())
+}
+
+/// WhatsApp's error for a free-form message outside the customer-service window.
+const WINDOW_CLOSED_CODE: &str = "131047";
+
+/// After WhatsApp refused a text for the closed window, sends the step's template instead,
+/// once: the fallback's idempotency key is the text's key plus `:template`.
+async fn queue_template_fallback(
+    conn: &mut Conn,
+    workspace_id: i64,
+    failed_id: i64,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let inserted = sqlx::query(
+        "INSERT INTO messages (workspace_id, run_id, step, idempotency_key, flow, channel, kind, to_address, \
+         body, template, segments, status, reason, created_at, updated_at) \
+         SELECT workspace_id, run_id, step, idempotency_key || ':template', flow, channel, 'template', \
+         to_address, body, template, 1, 'queued', 'template after 131047', $1, $1 FROM messages \
+         WHERE id = $2 AND kind = 'text' AND template IS NOT NULL AND run_id IS NOT NULL \
+         AND idempotency_key NOT LIKE '%:template' \
+         ON CONFLICT (workspace_id, idempotency_key) DO NOTHING RETURNING id",
+    )
+    .bind(ms(now))
+    .bind(failed_id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    if let Some(row) = inserted {
+        let id: i64 = get(&row, "id")?;
+        sqlx::query("INSERT INTO outbox (message_id, workspace_id, state, not_before) VALUES ($1, $2, 'queued', $3)")
+            .bind(id)
+            .bind(workspace_id)
+            .bind(ms(now))
+            .execute(conn)
+            .await
+            .map_err(db_error)?;
+        tracing::info!(
+            message = failed_id,
+            fallback = id,
+            "text refused outside the window; template queued"
+        );
+    }
     Ok(())
 }
 

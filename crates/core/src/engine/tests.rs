@@ -728,3 +728,301 @@ fn total_from_lines_when_missing() {
     );
     let _ = Duration::ZERO;
 }
+
+mod conversations {
+    use super::*;
+    use crate::channel::{ChannelKind, MessageKind};
+    use crate::event::{Author, ChatMessageEvent};
+
+    const CHAT: &str = r#"
+name = "chat"
+trigger = "conversation_idle"
+idle = "24h"
+require_quote = true
+quiet_hours = "off"
+
+[[steps]]
+wait = "0s"
+channel = "whatsapp"
+text = "Hi [Name], any questions about the [Product Name]?"
+template = { name = "cart_reminder_v2", language = "en", params = ["[First Name]", "[Product Name]"] }
+"#;
+
+    fn chat(text: &str, at: &str, inbound: bool, name: Option<&str>) -> ChatMessageEvent {
+        ChatMessageEvent {
+            id: None,
+            occurred_at: ts(at),
+            contact: ContactInput {
+                phone: Some("+254700000001".into()),
+                first_name: name.map(str::to_string),
+                ..ContactInput::default()
+            },
+            channel: ChannelKind::Whatsapp,
+            text: text.into(),
+            kind: None,
+            author: (!inbound).then_some(Author::Agent),
+            product: None,
+            price: None,
+            currency: None,
+        }
+    }
+
+    fn conversation(
+        engine: &Engine,
+        messages: &[(&str, &str, bool, Option<&str>)],
+    ) -> ConversationState {
+        let mut state: Option<ConversationState> = None;
+        for (text, at, inbound, name) in messages {
+            let event = chat(text, at, *inbound, *name);
+            state = Some(
+                engine
+                    .on_chat_message(state.as_ref(), &event, *inbound, &[], event.occurred_at)
+                    .unwrap()
+                    .state,
+            );
+        }
+        state.unwrap()
+    }
+
+    fn run_at(entered: &str) -> RunFacts {
+        RunFacts {
+            id: 1,
+            flow: "chat".into(),
+            subject: SubjectRef::Conversation("1".into()),
+            status: RunStatus::Active,
+            holdout: false,
+            entered_at: ts(entered),
+            next_step: 0,
+            last_message_at: None,
+            credited_order: None,
+        }
+    }
+
+    #[test]
+    fn quote_records_amount_and_asked_product() {
+        let engine = engine_with(CHAT);
+        let state = conversation(
+            &engine,
+            &[
+                (
+                    "How much is the blue kitenge dress?",
+                    "2025-05-01T09:55:00Z",
+                    true,
+                    Some("Amina Test"),
+                ),
+                ("It's Ksh 2,500/=", "2025-05-01T10:00:00Z", false, None),
+            ],
+        );
+        let quote = state.quote.clone().unwrap();
+        assert_eq!(quote.amount, Decimal::new(2500, 0));
+        assert_eq!(quote.currency, "KES");
+        assert_eq!(quote.product.as_deref(), Some("blue kitenge dress"));
+        assert_eq!(state.last_speaker, Some(Speaker::Business));
+    }
+
+    #[test]
+    fn follow_up_a_day_after_quote_is_a_template() {
+        // Field failure B18 b: the customer's last message came before the quote, so the
+        // window is closed when the nudge is due.
+        let engine = engine_with(CHAT);
+        let state = conversation(
+            &engine,
+            &[
+                (
+                    "How much is the blue kitenge dress?",
+                    "2025-05-01T09:55:00Z",
+                    true,
+                    Some("Amina"),
+                ),
+                ("It's KES 2,500", "2025-05-01T10:00:00Z", false, None),
+            ],
+        );
+        let due = ts("2025-05-02T10:00:00Z");
+        assert!(!state.window_open(due));
+        assert_eq!(
+            engine.on_conversation_idle(&state, "chat", "1", false, due),
+            EntryOutcome::Enter {
+                holdout: false,
+                entered_at: due,
+                first_step_due: Some(due)
+            }
+        );
+        let outcome = engine.on_conversation_step(
+            &run_at("2025-05-02T10:00:00Z"),
+            &state,
+            &StepContext::default(),
+            due,
+        );
+        let StepOutcome::Send { message, .. } = outcome else {
+            panic!("expected a send, got {outcome:?}");
+        };
+        assert_eq!(message.kind, MessageKind::Template);
+        assert_eq!(
+            message.template.unwrap().body,
+            ["Amina", "blue kitenge dress"]
+        );
+    }
+
+    #[test]
+    fn window_closes_ten_minutes_early() {
+        // Field failure B18 a: under ten minutes left counts as closed.
+        let engine = engine_with(CHAT);
+        let state = conversation(&engine, &[("Hi", "2025-05-01T08:00:00Z", true, None)]);
+        assert!(state.window_open(ts("2025-05-02T07:49:59Z")));
+        assert!(!state.window_open(ts("2025-05-02T07:50:00Z")));
+        assert!(!state.window_open(ts("2025-05-02T08:03:00Z")));
+    }
+
+    #[test]
+    fn missing_name_never_gives_empty_template_parameter() {
+        // Field failure B20: blank, whitespace and missing names use the fallback.
+        let engine = engine_with(CHAT);
+        for name in [None, Some(""), Some("   ")] {
+            let state = conversation(
+                &engine,
+                &[
+                    (
+                        "How much is the Jiko Classic?",
+                        "2025-05-01T09:55:00Z",
+                        true,
+                        name,
+                    ),
+                    ("KES 2,499", "2025-05-01T10:00:00Z", false, None),
+                ],
+            );
+            let due = ts("2025-05-02T10:00:00Z");
+            let outcome = engine.on_conversation_step(
+                &run_at("2025-05-02T10:00:00Z"),
+                &state,
+                &StepContext::default(),
+                due,
+            );
+            let StepOutcome::Send { message, .. } = outcome else {
+                panic!("expected a send for {name:?}, got {outcome:?}");
+            };
+            let template = message.template.unwrap();
+            assert_eq!(template.body, ["there", "Jiko Classic"], "name {name:?}");
+            assert!(
+                template
+                    .body
+                    .iter()
+                    .all(|parameter| !parameter.trim().is_empty())
+            );
+        }
+    }
+
+    #[test]
+    fn no_template_and_no_fallback_skips_with_window_closed() {
+        let engine = engine_with(&CHAT.replace(
+            "template = { name = \"cart_reminder_v2\", language = \"en\", params = [\"[First Name]\", \"[Product Name]\"] }\n",
+            "",
+        ));
+        let state = conversation(
+            &engine,
+            &[
+                ("Price?", "2025-05-01T09:55:00Z", true, None),
+                ("KES 100", "2025-05-01T10:00:00Z", false, None),
+            ],
+        );
+        let due = ts("2025-05-02T10:00:00Z");
+        let outcome = engine.on_conversation_step(
+            &run_at("2025-05-02T10:00:00Z"),
+            &state,
+            &StepContext::default(),
+            due,
+        );
+        assert!(
+            matches!(
+                outcome,
+                StepOutcome::Skip {
+                    reason: "window_closed",
+                    ..
+                }
+            ),
+            "{outcome:?}"
+        );
+    }
+
+    #[test]
+    fn sms_fallback_outside_window() {
+        let engine = engine_with(&CHAT.replace(
+            "template = { name = \"cart_reminder_v2\", language = \"en\", params = [\"[First Name]\", \"[Product Name]\"] }\n",
+            "fallback = \"sms\"\n",
+        ));
+        let state = conversation(
+            &engine,
+            &[
+                ("Price?", "2025-05-01T09:55:00Z", true, None),
+                ("KES 100", "2025-05-01T10:00:00Z", false, None),
+            ],
+        );
+        let due = ts("2025-05-02T10:00:00Z");
+        let outcome = engine.on_conversation_step(
+            &run_at("2025-05-02T10:00:00Z"),
+            &state,
+            &StepContext::default(),
+            due,
+        );
+        let StepOutcome::Send { message, .. } = outcome else {
+            panic!("expected a send, got {outcome:?}");
+        };
+        assert_eq!(message.channel, ChannelKind::Sms);
+        assert_eq!(message.to, "+254700000001");
+    }
+
+    #[test]
+    fn idle_needs_business_to_speak_last_and_a_quote() {
+        let engine = engine_with(CHAT);
+        let due = ts("2025-05-02T10:00:00Z");
+        let unquoted = conversation(
+            &engine,
+            &[
+                ("Hello", "2025-05-01T09:55:00Z", true, None),
+                ("Welcome!", "2025-05-01T10:00:00Z", false, None),
+            ],
+        );
+        assert_eq!(
+            engine.on_conversation_idle(&unquoted, "chat", "1", false, due),
+            EntryOutcome::Drop
+        );
+        let customer_last = conversation(
+            &engine,
+            &[
+                ("KES 500", "2025-05-01T09:55:00Z", false, None),
+                ("Thanks", "2025-05-01T10:00:00Z", true, None),
+            ],
+        );
+        assert_eq!(
+            engine.on_conversation_idle(&customer_last, "chat", "1", false, due),
+            EntryOutcome::Drop
+        );
+    }
+
+    #[test]
+    fn send_within_window_moves_step_before_it_closes() {
+        let engine = engine_with(
+            &CHAT
+                .replace("idle = \"24h\"", "idle = \"2h\"\nsend_within_window = true")
+                .replace("wait = \"0s\"", "wait = \"22h\""),
+        );
+        let state = conversation(
+            &engine,
+            &[
+                ("How much is it?", "2025-05-01T09:00:00Z", true, None),
+                ("KES 100", "2025-05-01T10:00:00Z", false, None),
+            ],
+        );
+        let fired = ts("2025-05-01T12:00:00Z");
+        let EntryOutcome::Enter {
+            first_step_due: Some(due),
+            ..
+        } = engine.on_conversation_idle(&state, "chat", "1", false, fired)
+        else {
+            panic!("expected an entry");
+        };
+        // 22 h after entry would be 10:00 the next day, after the window closes at 09:00;
+        // the step moves to 08:49, a minute before the ten-minute margin begins.
+        assert_eq!(due, ts("2025-05-02T08:49:00Z"));
+        assert!(state.window_open(due));
+    }
+}

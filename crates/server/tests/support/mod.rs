@@ -66,6 +66,8 @@ pub struct Options {
     pub settings: Settings,
     /// An SMS channel to use instead of the sandbox.
     pub sms: Option<Arc<dyn Channel>>,
+    /// A WhatsApp channel to use instead of the sandbox.
+    pub whatsapp: Option<Arc<dyn Channel>>,
     pub body_limit: usize,
     /// The Shopify webhook secret; `None` uses `SHOPIFY_SECRET`.
     pub shopify_secret: Option<String>,
@@ -78,6 +80,7 @@ impl Default for Options {
             start: "2026-01-15T07:05:00Z".parse().unwrap(),
             settings: Settings::default(),
             sms: None,
+            whatsapp: None,
             body_limit: 10 * 1024 * 1024,
             shopify_secret: None,
         }
@@ -129,7 +132,11 @@ impl TestApp {
         };
         let channels = Channels {
             sms: options.sms.unwrap_or_else(|| sandbox(ChannelKind::Sms)),
-            whatsapp: Some(sandbox(ChannelKind::Whatsapp)),
+            whatsapp: Some(
+                options
+                    .whatsapp
+                    .unwrap_or_else(|| sandbox(ChannelKind::Whatsapp)),
+            ),
         };
         let shopify_secret = options
             .shopify_secret
