@@ -288,11 +288,28 @@ async fn fire_step(
     };
     let flow = engine.flows.get(&run.flow).cloned();
     let address = engine.address_of(&checkout);
+    let whatsapp_step = flow
+        .as_deref()
+        .and_then(|flow| flow.step(run.next_step))
+        .is_some_and(|step| step.channel == nudge_core::channel::ChannelKind::Whatsapp);
+    // A WhatsApp step needs the contact's window: their last message in a WhatsApp chat.
+    let last_inbound_at = match (whatsapp_step, &checkout.phone) {
+        (true, Some(phone)) => crate::chat::conversation_by_contact(
+            conn,
+            workspace_id,
+            nudge_core::channel::ChannelKind::Whatsapp,
+            phone.as_str(),
+        )
+        .await?
+        .and_then(|(_, conversation)| conversation.last_inbound_at),
+        _ => None,
+    };
     let context = StepContext {
         suppressed: is_suppressed(conn, workspace_id, &address).await?,
         paused: false,
         recent_sends: recent_sends(conn, workspace_id, &address, flow.as_deref(), now).await?,
         link_token: unused_token(conn).await?,
+        last_inbound_at,
     };
     let outcome = engine.on_step_timer(&run, &checkout, &context, now);
     let (_, subject) = subject_parts(&run.subject);
@@ -463,6 +480,7 @@ async fn fire_conversation_step(
         recent_sends: recent_sends(conn, workspace_id, &state.contact, flow.as_deref(), now)
             .await?,
         link_token: unused_token(conn).await?,
+        last_inbound_at: state.last_inbound_at,
     };
     let outcome = engine.on_conversation_step(run, &state, &context, now);
     tracing::debug!(

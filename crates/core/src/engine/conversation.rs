@@ -519,68 +519,14 @@ impl Engine {
         fields: &Fields,
         now: Timestamp,
     ) -> Result<NewMessage, &'static str> {
-        let base = NewMessage {
-            step: step.index,
-            channel: step.channel,
-            to: state.contact.clone(),
-            kind: MessageKind::Text,
-            body: String::new(),
-            template: None,
-            encoding: None,
-            segments: 1,
-            link: None,
-            window_closes_at: None,
-        };
-        if step.channel == ChannelKind::Sms {
-            let text = step.text.as_ref().ok_or("missing_text")?;
-            let sms = fit_sms(text, fields, step.max_segments).map_err(|_| "render_failed")?;
-            return Ok(NewMessage {
-                to: sms_address(state).ok_or("no_phone")?,
-                body: sms.text,
-                encoding: Some(sms.encoding),
-                segments: sms.segments,
-                ..base
-            });
-        }
-        let template = match &step.template {
-            Some(template) => Some(render_template(template, fields)?),
-            None => None,
-        };
-        if state.window_open(now) {
-            if let Some(text) = &step.text {
-                let body = text.render(fields).map_err(|_| "render_failed")?;
-                return Ok(NewMessage {
-                    body,
-                    template,
-                    window_closes_at: state
-                        .window_closes_at()
-                        .map(|closes| sub(closes, WINDOW_MARGIN)),
-                    ..base
-                });
-            }
-        }
-        if let Some(template) = template {
-            return Ok(NewMessage {
-                kind: MessageKind::Template,
-                body: describe_template(&template),
-                template: Some(template),
-                ..base
-            });
-        }
-        if step.fallback == Some(ChannelKind::Sms) {
-            if let Some(text) = &step.text {
-                let sms = fit_sms(text, fields, step.max_segments).map_err(|_| "render_failed")?;
-                return Ok(NewMessage {
-                    channel: ChannelKind::Sms,
-                    to: sms_address(state).ok_or("no_phone")?,
-                    body: sms.text,
-                    encoding: Some(sms.encoding),
-                    segments: sms.segments,
-                    ..base
-                });
-            }
-        }
-        Err("window_closed")
+        choose_message(
+            step,
+            fields,
+            &state.contact,
+            sms_address(state).as_deref(),
+            state.window_closes_at(),
+            now,
+        )
     }
 
     fn zone_of(&self, state: &ConversationState) -> jiff::tz::TimeZone {
@@ -606,6 +552,74 @@ fn sms_address(state: &ConversationState) -> Option<String> {
         None if state.contact.starts_with("customer:") => Some(state.contact.clone()),
         None => None,
     }
+}
+
+/// The message a step sends to `to`: an SMS; or on WhatsApp the text while the window
+/// (closing at `window_closes_at`, less the margin) is open, else the template, else the text
+/// by SMS to `sms_to` when the step falls back to SMS. `Err` gives the reason to skip.
+pub(super) fn choose_message(
+    step: &Step,
+    fields: &Fields,
+    to: &str,
+    sms_to: Option<&str>,
+    window_closes_at: Option<Timestamp>,
+    now: Timestamp,
+) -> Result<NewMessage, &'static str> {
+    let base = NewMessage {
+        step: step.index,
+        channel: step.channel,
+        to: to.to_string(),
+        kind: MessageKind::Text,
+        body: String::new(),
+        template: None,
+        encoding: None,
+        segments: 1,
+        link: None,
+        window_closes_at: None,
+    };
+    let as_sms = |base: NewMessage| -> Result<NewMessage, &'static str> {
+        let text = step.text.as_ref().ok_or("missing_text")?;
+        let sms = fit_sms(text, fields, step.max_segments).map_err(|_| "render_failed")?;
+        Ok(NewMessage {
+            channel: ChannelKind::Sms,
+            to: sms_to.ok_or("no_phone")?.to_string(),
+            body: sms.text,
+            encoding: Some(sms.encoding),
+            segments: sms.segments,
+            ..base
+        })
+    };
+    if step.channel == ChannelKind::Sms {
+        return as_sms(base);
+    }
+    let template = match &step.template {
+        Some(template) => Some(render_template(template, fields)?),
+        None => None,
+    };
+    let last_moment = window_closes_at.map(|closes| sub(closes, WINDOW_MARGIN));
+    if let (Some(text), Some(last_moment)) = (&step.text, last_moment) {
+        if now < last_moment {
+            let body = text.render(fields).map_err(|_| "render_failed")?;
+            return Ok(NewMessage {
+                body,
+                template,
+                window_closes_at: Some(last_moment),
+                ..base
+            });
+        }
+    }
+    if let Some(template) = template {
+        return Ok(NewMessage {
+            kind: MessageKind::Template,
+            body: describe_template(&template),
+            template: Some(template),
+            ..base
+        });
+    }
+    if step.fallback == Some(ChannelKind::Sms) && step.text.is_some() {
+        return as_sms(base);
+    }
+    Err("window_closed")
 }
 
 fn exit_all(runs: &[&RunFacts], reason: ExitReason) -> Vec<RunExit> {

@@ -9,7 +9,7 @@ use crate::sms::Encoding;
 use crate::time::{Timestamp, add};
 
 use super::Engine;
-use super::render::{fields_for_checkout, fit_sms};
+use super::render::fields_for_checkout;
 use super::state::{CheckoutState, CheckoutStatus, ExitReason, RunFacts, RunStatus};
 
 /// Facts about the recipient that the store looks up when a step is due.
@@ -23,6 +23,8 @@ pub struct StepContext {
     pub recent_sends: u32,
     /// A fresh random token for this message's short link.
     pub link_token: String,
+    /// The contact's last WhatsApp message, for WhatsApp steps of cart flows.
+    pub last_inbound_at: Option<Timestamp>,
 }
 
 /// A short link to create with the message.
@@ -137,7 +139,7 @@ impl Engine {
                 return skip("frequency_cap");
             }
         }
-        match self.render_checkout_step(flow, step, checkout, context) {
+        match self.render_checkout_step(flow, step, checkout, context, now) {
             Ok(Some(message)) => StepOutcome::Send {
                 message: NewMessage { to, ..message },
                 next_due,
@@ -155,18 +157,25 @@ impl Engine {
         step: &Step,
         checkout: &CheckoutState,
         context: &StepContext,
+        now: Timestamp,
     ) -> Result<Option<NewMessage>, &'static str> {
-        let text = match (step.channel, &step.text) {
-            (_, Some(text)) => text,
-            // NOTE: a WhatsApp step without text in a cart flow needs the contact's
-            // conversation window, which cart runs do not track yet; it is skipped.
-            (_, None) => return Err("window_unknown"),
-        };
         let target = checkout
             .recovery_url
             .clone()
             .or_else(|| self.settings.shop_url.clone());
-        let link = match (&target, text.uses("link") || text.uses("link_token")) {
+        let uses_link = |template: &crate::template::Template| {
+            template.uses("link") || template.uses("link_token")
+        };
+        let step_uses_link = step.text.as_ref().is_some_and(uses_link)
+            || step.template.as_ref().is_some_and(|template| {
+                template
+                    .body
+                    .iter()
+                    .chain(&template.header)
+                    .chain(&template.buttons)
+                    .any(uses_link)
+            });
+        let link = match (&target, step_uses_link) {
             (None, true) => return Ok(None),
             (Some(target), true) => Some(super::NewLink {
                 token: context.link_token.clone(),
@@ -182,23 +191,19 @@ impl Engine {
             url.as_deref()
                 .zip(link.as_ref().map(|link| link.token.as_str())),
         );
-        let sms = fit_sms(text, &fields, step.max_segments).map_err(|_| "render_failed")?;
-        let (encoding, segments) = match step.channel {
-            ChannelKind::Sms => (Some(sms.encoding), sms.segments),
-            ChannelKind::Whatsapp => (None, 1),
-        };
-        Ok(Some(NewMessage {
-            step: step.index,
-            channel: step.channel,
-            to: String::new(),
-            kind: MessageKind::Text,
-            body: sms.text,
-            template: None::<TemplateMessage>,
-            encoding,
-            segments,
-            link,
-            window_closes_at: None,
-        }))
+        let address = self.address_of(checkout);
+        let window_closes_at = context
+            .last_inbound_at
+            .map(|at| crate::time::add(at, super::conversation::WINDOW));
+        let message = super::conversation::choose_message(
+            step,
+            &fields,
+            &address,
+            Some(&address),
+            window_closes_at,
+            now,
+        )?;
+        Ok(Some(NewMessage { link, ..message }))
     }
 
     /// The public short link for a token.

@@ -1026,3 +1026,36 @@ template = { name = "cart_reminder_v2", language = "en", params = ["[First Name]
         assert!(state.window_open(due));
     }
 }
+
+#[test]
+fn whatsapp_cart_step_respects_window() {
+    let flow = FLOW.replace(
+        "channel = \"sms\"\ntext = \"Hi [Name], your [Product Name] is still waiting! [Link]\"",
+        "channel = \"whatsapp\"\ntext = \"Hi [Name], your [Product Name] is still waiting! [Link]\"\n\
+         template = { name = \"cart_reminder\", language = \"en\", params = [\"[Name]\", \"[Product Name]\"], buttons = [\"[Link Token]\"] }",
+    );
+    let engine = engine_with(&flow);
+    let (state, run) = abandoned(&engine);
+    let now = ts("2026-01-15T08:00:00Z");
+    let recent = StepContext {
+        last_inbound_at: Some(ts("2026-01-15T07:00:00Z")),
+        ..context()
+    };
+    let StepOutcome::Send { message, .. } = engine.on_step_timer(&run, &state, &recent, now) else {
+        panic!("expected a send");
+    };
+    assert_eq!(message.kind, crate::channel::MessageKind::Text);
+    assert!(message.body.ends_with("/r/Ab3xQ9"), "{}", message.body);
+    let StepOutcome::Send { message, .. } = engine.on_step_timer(&run, &state, &context(), now)
+    else {
+        panic!("expected a send");
+    };
+    assert_eq!(message.kind, crate::channel::MessageKind::Template);
+    let template = message.template.unwrap();
+    assert_eq!(template.body, ["Amina", "Test Kettle 1.7L"]);
+    assert_eq!(template.buttons, ["Ab3xQ9"]);
+    assert!(
+        message.link.is_some(),
+        "the button's token is a tracked link"
+    );
+}
