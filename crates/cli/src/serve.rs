@@ -91,14 +91,16 @@ fn app_config(config: &Config, backend: Backend) -> AppConfig {
     let mut shopify_secrets = Vec::new();
     shopify_secrets.extend(config.shopify.webhook_secret.clone());
     shopify_secrets.extend(config.shopify.previous_webhook_secret.clone());
-    let defaults = WorkerConfig::default();
     AppConfig {
         shopify_secrets,
         woocommerce_secret: config.woocommerce.webhook_secret.clone(),
         whatsapp_verify_token: config.whatsapp.verify_token.clone(),
         whatsapp_app_secret: config.whatsapp.app_secret.clone(),
         workers: WorkerConfig {
-            instance: section.instance.clone().unwrap_or(defaults.instance),
+            instance: section
+                .instance
+                .clone()
+                .unwrap_or_else(|| WorkerConfig::default().instance),
             poll_interval: Config::duration(&section.poll_interval),
             timer_batch: section.timer_batch.max(1),
             send_concurrency: section.send_concurrency.max(1),
@@ -110,7 +112,6 @@ fn app_config(config: &Config, backend: Backend) -> AppConfig {
             database_clock: section
                 .database_clock
                 .unwrap_or(backend == Backend::Postgres),
-            ..defaults
         },
         ..AppConfig::default()
     }

@@ -61,10 +61,13 @@ impl Event {
     /// The key that makes a repeated delivery of the same event recognisable.
     pub fn natural_key(&self) -> String {
         match self {
+            // Two different updates in the same millisecond are both kept; the same update
+            // sent twice is recognised by its content.
             Event::CheckoutUpdated(checkout) => format!(
-                "checkout.updated:{}:{}",
+                "checkout.updated:{}:{}:{}",
                 checkout.id,
-                checkout.occurred_at.as_millisecond()
+                checkout.occurred_at.as_millisecond(),
+                text_digest(&serde_json::to_string(checkout).unwrap_or_default())
             ),
             Event::OrderCreated(order) => format!("order.created:{}", order.id),
             Event::MessageInbound(message) | Event::MessageOutbound(message) => match &message.id {
@@ -544,4 +547,54 @@ pub fn parse_decimal(text: &str) -> Option<Decimal> {
     text.parse::<Decimal>()
         .ok()
         .or_else(|| Decimal::from_scientific(text).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn checkout(body: serde_json::Value) -> Event {
+        parse_event(body).unwrap()
+    }
+
+    #[test]
+    fn same_instant_updates_with_different_carts_keep_both() {
+        let first = checkout(serde_json::json!({
+            "type": "checkout.updated", "id": "c1", "occurred_at": "2026-01-15T07:00:00Z",
+            "items": [{ "title": "Kettle", "quantity": 2 }]
+        }));
+        let second = checkout(serde_json::json!({
+            "type": "checkout.updated", "id": "c1", "occurred_at": "2026-01-15T07:00:00Z",
+            "items": [{ "title": "Kettle", "quantity": 1 }]
+        }));
+        assert_ne!(first.natural_key(), second.natural_key());
+        assert_eq!(first.natural_key(), first.clone().natural_key());
+    }
+
+    #[test]
+    fn missing_fields_are_named() {
+        let error = parse_events(br#"{"type": "checkout.updated", "id": "c1"}"#).unwrap_err();
+        assert_eq!(error.field, "occurred_at");
+        let error =
+            parse_events(br#"[{"type": "order.created", "occurred_at": "2026-01-15T07:00:00Z"}]"#)
+                .unwrap_err();
+        assert_eq!(error.field, "[0].id");
+        let error = parse_events(
+            br#"{"type": "message.inbound", "occurred_at": "2026-01-15T07:00:00Z", "text": "hi"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(error.field, "contact.phone");
+    }
+
+    #[test]
+    fn amounts_keep_their_decimal_text() {
+        let Event::CheckoutUpdated(event) = checkout(serde_json::json!({
+            "type": "checkout.updated", "id": "c1", "occurred_at": "2026-01-15T07:00:00Z",
+            "total": 0.1, "items": [{ "title": "Mug", "price": "1200.50" }]
+        })) else {
+            panic!("expected a checkout");
+        };
+        assert_eq!(event.total, Some(Decimal::new(1, 1)));
+        assert_eq!(event.items[0].price, Some(Decimal::new(120050, 2)));
+    }
 }

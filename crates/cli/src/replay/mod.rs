@@ -120,6 +120,8 @@ pub struct Replayer {
     store: Arc<SqlStore>,
     clock: Arc<ManualClock>,
     shutdown: CancellationToken,
+    /// Events applied so far, numbering each one's delivery.
+    deliveries: u64,
     _dir: tempfile::TempDir,
 }
 
@@ -169,6 +171,7 @@ impl Replayer {
             store,
             clock,
             shutdown: CancellationToken::new(),
+            deliveries: 0,
             _dir: dir,
         })
     }
@@ -198,14 +201,18 @@ impl Replayer {
         if step.events.is_empty() {
             return Ok(());
         }
+        // Every input row is its own delivery, even when two rows look alike.
         let incoming: Vec<Incoming> = step
             .events
             .into_iter()
-            .map(|event| Incoming {
-                workspace_id: 1,
-                source: "replay".into(),
-                delivery_id: None,
-                event,
+            .map(|event| {
+                self.deliveries += 1;
+                Incoming {
+                    workspace_id: 1,
+                    source: "replay".into(),
+                    delivery_id: Some(format!("replay:{}", self.deliveries)),
+                    event,
+                }
             })
             .collect();
         self.store

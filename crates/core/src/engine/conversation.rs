@@ -503,10 +503,10 @@ impl Engine {
             return skip("missing_link", step.channel);
         }
         StepOutcome::Send {
-            message: NewMessage {
+            message: Box::new(NewMessage {
                 link: if needs_link { link } else { None },
                 ..message
-            },
+            }),
             next_due,
         }
     }

@@ -58,7 +58,7 @@ pub struct NewMessage {
 pub enum StepOutcome {
     /// Queue the message; arm the next step at `next_due`, or finish the run when `None`.
     Send {
-        message: NewMessage,
+        message: Box<NewMessage>,
         next_due: Option<Timestamp>,
     },
     /// Quiet hours: the step fires again at `until`.
@@ -141,7 +141,7 @@ impl Engine {
         }
         match self.render_checkout_step(flow, step, checkout, context, now) {
             Ok(Some(message)) => StepOutcome::Send {
-                message: NewMessage { to, ..message },
+                message: Box::new(NewMessage { to, ..message }),
                 next_due,
             },
             Ok(None) => skip("missing_link"),
