@@ -4,7 +4,8 @@
 //! first `cart` row; its later rows are activity on it. Its items are, per product, the
 //! `cart` rows minus the `remove_from_cart` rows since it opened, never below 0. The
 //! `purchase` rows of one session form one order at the time of the first of them, for the
-//! sum of their prices.
+//! sum of their prices. Orders find their user's checkouts through a stand-in e-mail
+//! address per `user_id`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -171,8 +172,11 @@ pub fn steps(rows: &[Row]) -> Vec<Step> {
     steps
 }
 
+/// The contact of a row. The log names users only by `user_id`, so each user gets a
+/// stand-in e-mail address, which is how orders find the same user's checkouts.
 fn contact(row: &Row) -> ContactInput {
     ContactInput {
+        email: Some(format!("user-{}@replay.invalid", row.user_id)),
         customer_id: Some(row.user_id.clone()),
         ..ContactInput::default()
     }

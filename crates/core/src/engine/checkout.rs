@@ -192,11 +192,13 @@ fn live_items(event: &CheckoutEvent) -> Vec<crate::event::Item> {
 
 /// Whether an order completes a checkout, and by which rule.
 ///
-/// The same checkout id or cart token always matches. The same contact (phone, e-mail or
-/// customer id) matches when the checkout opened before the order: at or before it when the
-/// checkout was recorded first, strictly before it when the order was (`order_first`). Item
-/// overlap is not required, because a shopper who just bought should not get a reminder
-/// about another cart of the same visit.
+/// The same checkout id or cart token always matches. The same contact (E.164 phone or
+/// lower-case e-mail) matches when the checkout opened before the order: at or before it when
+/// the checkout was recorded first, strictly before it when the order was (`order_first`).
+/// A store's customer id alone never matches, because a guest gets one only when buying and
+/// the id says nothing about who opened an earlier checkout. Item overlap is not required,
+/// because a shopper who just bought should not get a reminder about another cart of the
+/// same visit.
 pub fn order_matches(
     order: &OrderFacts,
     checkout: &CheckoutState,
@@ -210,9 +212,7 @@ pub fn order_matches(
     }
     let same_phone =
         matches!((&order.phone, &checkout.phone), (Some(left), Some(right)) if left == right);
-    let same_contact = same_phone
-        || same(&order.email, &checkout.email)
-        || same(&order.customer_id, &checkout.customer_id);
+    let same_contact = same_phone || same(&order.email, &checkout.email);
     let opened_before = if order_first {
         checkout.opened_at < order.occurred_at
     } else {

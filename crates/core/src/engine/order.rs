@@ -149,12 +149,11 @@ impl Engine {
     }
 }
 
-/// The same checkout, or the same phone, e-mail or customer id, regardless of timing.
+/// The same checkout, or the same phone or e-mail, regardless of timing.
 fn shares_contact(order: &OrderFacts, checkout: &CheckoutState) -> bool {
     let same = |left: &Option<String>, right: &Option<String>| matches!((left, right), (Some(left), Some(right)) if left == right);
     same(&order.checkout_id, &Some(checkout.id.clone()))
         || same(&order.cart_token, &checkout.cart_token)
         || matches!((&order.phone, &checkout.phone), (Some(left), Some(right)) if left == right)
         || same(&order.email, &checkout.email)
-        || same(&order.customer_id, &checkout.customer_id)
 }

@@ -1059,3 +1059,18 @@ fn whatsapp_cart_step_respects_window() {
         "the button's token is a tracked link"
     );
 }
+
+#[test]
+fn customer_id_alone_never_matches() {
+    let engine = engine();
+    let mut event = checkout_event("c1", "2026-01-15T07:00:00Z", Some("0700000001"));
+    event.contact.customer_id = Some("992".into());
+    let state = open(&engine, &event);
+    let mut order = order_event("o1", "2026-01-15T07:30:00Z");
+    order.contact.customer_id = Some("992".into());
+    order.contact.phone = Some("0700000099".into());
+    assert_eq!(
+        order_matches(&engine.order_facts(&order), &state, false),
+        None
+    );
+}

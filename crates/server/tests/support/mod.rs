@@ -53,7 +53,7 @@ pub struct TestApp {
     pub store: Arc<SqlStore>,
     pub clock: Arc<ManualClock>,
     pub api_key: String,
-    /// The secret Shopify webhooks are verified with; `shopify` signs with it.
+    /// Secret that the server verifies Shopify webhooks with, and that `shopify` signs with.
     pub shopify_secret: String,
     pub http: reqwest::Client,
     shutdown: CancellationToken,
@@ -69,7 +69,7 @@ pub struct Options {
     /// A WhatsApp channel to use instead of the sandbox.
     pub whatsapp: Option<Arc<dyn Channel>>,
     pub body_limit: usize,
-    /// The Shopify webhook secret; `None` uses `SHOPIFY_SECRET`.
+    /// Shopify webhook secret, or `SHOPIFY_SECRET` when `None`.
     pub shopify_secret: Option<String>,
 }
 
@@ -284,7 +284,7 @@ impl TestApp {
         self.rows_in("events").await
     }
 
-    /// Rows in one table of the database, such as `orders` or `timers`.
+    /// Counts the rows of one table, such as `orders` or `timers`.
     pub async fn rows_in(&self, table: &str) -> i64 {
         use sqlx::Row;
         let pool = self.read_pool().await;
@@ -297,8 +297,8 @@ impl TestApp {
         count
     }
 
-    /// The stored state of a checkout, by the source's checkout id. The HTTP API does not
-    /// show checkouts, so this reads the `checkouts` table.
+    /// Loads a checkout's stored state by the source's checkout id. The HTTP API does not
+    /// expose checkouts, so this reads the `checkouts` table.
     pub async fn checkout(&self, external_id: &str) -> Option<CheckoutState> {
         use sqlx::Row;
         let pool = self.read_pool().await;
@@ -314,8 +314,8 @@ impl TestApp {
         })
     }
 
-    /// Every run, oldest first. The HTTP API does not show runs, so this reads the `runs`
-    /// table.
+    /// Lists every run, oldest first. The HTTP API does not expose runs, so this reads the
+    /// `runs` table.
     pub async fn runs(&self) -> Vec<RunRow> {
         use sqlx::Row;
         let pool = self.read_pool().await;
