@@ -378,3 +378,31 @@ async fn openapi_document_is_served() {
         );
     }
 }
+
+#[tokio::test]
+async fn health_and_readiness_answer() {
+    let app = TestApp::spawn(nudge_testkit::TestDb::sqlite()).await;
+    let health = app
+        .http
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = app
+        .http
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+    let request_id = ready.headers().get("x-request-id").cloned();
+    assert!(request_id.is_some(), "every response carries a request id");
+    let metrics = app
+        .http
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+}

@@ -472,3 +472,56 @@ async fn opt_out_from_provider_suppresses_address() {
         store.close().await;
     }
 }
+
+#[tokio::test]
+async fn due_timer_is_claimed_once_by_concurrent_workers() {
+    // Field failure B25: two workers polling at the same instant, and ticks that pile up
+    // after a pause, claim a due job once.
+    for db in common::databases().await {
+        let name = db.name;
+        let engine = engine();
+        let first = common::open(&db).await;
+        let second = common::open(&db).await;
+        first
+            .ingest(
+                &engine,
+                &[checkout("c25", "2025-05-01T09:00:00Z", "0700000025")],
+                ts("2025-05-01T09:00:00Z"),
+            )
+            .await
+            .unwrap();
+        let claim = |worker: &str| Claim {
+            worker: worker.into(),
+            now: Some(ts("2025-05-01T10:00:00Z")),
+            limit: 100,
+            lease: Duration::from_secs(30),
+        };
+        let (w1, w2) = (claim("W1"), claim("W2"));
+        let (one, two) = tokio::join!(
+            first.fire_due_timers(&engine, &w1),
+            second.fire_due_timers(&engine, &w2)
+        );
+        assert_eq!(
+            one.unwrap().fired + two.unwrap().fired,
+            1,
+            "{name}: the idle timer fired once"
+        );
+        let mut queued = 0;
+        for _ in 0..5 {
+            queued += first
+                .fire_due_timers(&engine, &w1)
+                .await
+                .unwrap()
+                .messages_queued;
+        }
+        assert_eq!(queued, 1, "{name}: stacked ticks queue the step once");
+        let (a, b) = tokio::join!(first.claim_messages(&w1), second.claim_messages(&w2));
+        assert_eq!(
+            a.unwrap().len() + b.unwrap().len(),
+            1,
+            "{name}: one worker sends it"
+        );
+        first.close().await;
+        second.close().await;
+    }
+}
