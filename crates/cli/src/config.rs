@@ -228,7 +228,7 @@ impl Default for WorkersSection {
             shutdown_grace: "20s".into(),
             timer_lease: "30s".into(),
             send_lease: "120s".into(),
-            send_timeout: "30s".into(),
+            send_timeout: "15s".into(),
             database_clock: None,
             instance: None,
         }
@@ -316,6 +316,11 @@ impl Config {
                 > Config::duration(&self.workers.send_timeout),
             "workers.send_lease: must be longer than workers.send_timeout, or a slow send could be reconciled while it runs"
         );
+        if Config::duration(&self.workers.shutdown_grace) < Config::duration(&self.workers.send_timeout) {
+            tracing::warn!(
+                "workers.shutdown_grace is shorter than workers.send_timeout: a send still running at shutdown may be cut off and end as unknown"
+            );
+        }
         match self.shop.money_style.as_deref() {
             None | Some("compact") | Some("full") => {}
             Some(other) => {

@@ -77,7 +77,7 @@ impl Default for WorkerConfig {
             timer_lease: Duration::from_secs(30),
             send_concurrency: 16,
             send_lease: Duration::from_secs(120),
-            send_timeout: Duration::from_secs(30),
+            send_timeout: Duration::from_secs(15),
             max_attempts: 5,
             database_clock: false,
             shutdown_grace: Duration::from_secs(20),
