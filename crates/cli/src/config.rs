@@ -316,7 +316,9 @@ impl Config {
                 > Config::duration(&self.workers.send_timeout),
             "workers.send_lease: must be longer than workers.send_timeout, or a slow send could be reconciled while it runs"
         );
-        if Config::duration(&self.workers.shutdown_grace) < Config::duration(&self.workers.send_timeout) {
+        if Config::duration(&self.workers.shutdown_grace)
+            < Config::duration(&self.workers.send_timeout)
+        {
             tracing::warn!(
                 "workers.shutdown_grace is shorter than workers.send_timeout: a send still running at shutdown may be cut off and end as unknown"
             );

@@ -141,6 +141,8 @@ impl App {
         channels: Channels,
         config: AppConfig,
     ) -> App {
+        // Installed now, so that counts from before the first scrape of /metrics are kept.
+        let _ = crate::metrics::handle();
         let wake = Arc::new(Wakeups::default());
         let writer =
             IngestWriter::start(store.clone(), engine.clone(), clock.clone(), wake.clone());

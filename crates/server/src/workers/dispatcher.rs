@@ -20,7 +20,8 @@ use crate::state::App;
 
 /// Sends per second per provider, until per-sender limits are configurable.
 const DEFAULT_RATE_PER_SECOND: u32 = 50;
-/// How often messages left `sending` by a dead worker are looked for.
+/// The longest wait between two looks for messages a dead worker left `sending`; with a short
+/// send lease the worker looks every half lease.
 const RECONCILE_EVERY: Duration = Duration::from_secs(30);
 
 /// What a pass over the outbox did.
@@ -336,8 +337,10 @@ pub async fn run(app: App, shutdown: CancellationToken) {
     tracing::info!(instance = %app.config().workers.instance, "send worker started");
     let mut backoff = Backoff::new();
     let mut last_reconcile: Option<tokio::time::Instant> = None;
+    let reconcile_every =
+        (app.config().workers.send_lease / 2).clamp(Duration::from_secs(1), RECONCILE_EVERY);
     while !shutdown.is_cancelled() {
-        if last_reconcile.is_none_or(|at| at.elapsed() >= RECONCILE_EVERY) {
+        if last_reconcile.is_none_or(|at| at.elapsed() >= reconcile_every) {
             if let Err(error) = reconcile_once(&app).await {
                 tracing::warn!(%error, "reconciling stale sends failed");
             }
