@@ -74,7 +74,7 @@ impl Default for Config {
 pub struct ShopConfig {
     /// Shop name for `[Shop]`.
     pub name: Option<String>,
-    /// Where links point when a checkout has no recovery URL.
+    /// Link target for checkouts without a recovery URL.
     pub url: Option<String>,
     /// BCP 47 locale for number formatting, such as `en-KE`.
     pub locale: Option<String>,
@@ -198,12 +198,12 @@ impl Default for SmsLeopardSection {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct WorkersSection {
-    /// Longest pause between two looks at the database.
+    /// Maximum pause between two looks at the database.
     pub poll_interval: String,
     pub timer_batch: usize,
     pub send_concurrency: usize,
     pub max_attempts: u32,
-    /// Time allowed for in-flight sends when the process is told to stop.
+    /// Time allowed for in-flight sends after a stop signal.
     pub shutdown_grace: String,
     /// How long a claim on due timers lasts; a crashed instance's claims return after it.
     pub timer_lease: String,

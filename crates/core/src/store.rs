@@ -30,7 +30,7 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub struct Incoming {
     pub workspace_id: i64,
-    /// Where it came from: `api`, `shopify`, `woocommerce`, `replay`.
+    /// Origin: `api`, `shopify`, `woocommerce`, `whatsapp` or `replay`.
     pub source: String,
     /// The provider's delivery id (such as `X-Shopify-Webhook-Id`); repeats of it are
     /// applied once. Without one, the event's own natural key is used.
@@ -47,7 +47,7 @@ impl Incoming {
     }
 }
 
-/// What became of one incoming event.
+/// Outcome of one incoming event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Ingested {
@@ -68,7 +68,7 @@ pub struct Claim {
     pub lease: Duration,
 }
 
-/// What one pass over due timers did.
+/// Counts of one pass over due timers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FireReport {
     pub claimed: usize,
@@ -86,7 +86,7 @@ pub struct ClaimedMessage {
     pub window_closes_at: Option<Timestamp>,
 }
 
-/// How a send ended, as the dispatcher reports it.
+/// End of a send, as the dispatcher reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SendResult {
     Sent {
@@ -307,10 +307,10 @@ pub trait Store: Send + Sync {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 
-    /// Answers once the database is reachable.
+    /// Returns `Ok` once the database is reachable.
     async fn ping(&self) -> Result<(), StoreError>;
 
-    /// The workspace that single-tenant installs use; created by the migrations.
+    /// Returns the workspace that single-tenant installs use, which the migrations create.
     async fn default_workspace(&self) -> Result<i64, StoreError>;
 
     /// Records the hash of a new API key.
@@ -340,7 +340,7 @@ pub trait Store: Send + Sync {
         claim: &Claim,
     ) -> Result<FireReport, StoreError>;
 
-    /// The earliest time at which a timer or queued message becomes due.
+    /// Returns the earliest time at which a timer or queued message becomes due.
     async fn next_due(&self) -> Result<Option<Timestamp>, StoreError>;
 
     /// Claims queued messages, re-checking that each may still go out, and marks the
@@ -356,7 +356,7 @@ pub trait Store: Send + Sync {
     ) -> Result<(), StoreError>;
 
     /// Gives up a worker's claims at shutdown: its timer leases, and the claimed messages in
-    /// `unsent`, which it knows never reached a provider, go back to the queue.
+    /// `unsent`, which the worker never handed to a provider, go back to the queue.
     async fn release_claims(&self, worker: &str, unsent: &[i64]) -> Result<u64, StoreError>;
 
     /// Messages left `sending` after their lease ran out: a worker died during the call.
@@ -379,7 +379,7 @@ pub trait Store: Send + Sync {
         now: Timestamp,
     ) -> Result<(), StoreError>;
 
-    /// Whether the sandbox recorded a message, for reconciling a crash.
+    /// Returns whether the sandbox recorded a message, for reconciling a crash.
     async fn sandbox_has(&self, message_id: i64) -> Result<bool, StoreError>;
 
     /// Tells other instances that work became due. A hint only: every instance also polls.

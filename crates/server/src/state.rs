@@ -51,7 +51,7 @@ impl Default for AppConfig {
 pub struct WorkerConfig {
     /// Name recorded on claims; unique per process.
     pub instance: String,
-    /// Longest wait between two looks at the database, whatever the wake-ups.
+    /// Maximum wait between two looks at the database, whatever the wake-ups.
     pub poll_interval: Duration,
     pub timer_batch: usize,
     pub timer_lease: Duration,

@@ -332,7 +332,7 @@ async fn candidate_checkouts(
     rows.iter().map(checkout_from_row).collect()
 }
 
-/// Every run on the given checkouts.
+/// Loads every run on the given checkouts.
 pub(crate) async fn runs_of_subjects(
     conn: &mut Conn,
     workspace_id: i64,

@@ -76,7 +76,7 @@ impl SqlStore {
         self.backend
     }
 
-    /// The URL the store was opened with, for components that need their own connection
+    /// Returns the URL the store was opened with, for components that need their own connection
     /// (PostgreSQL `LISTEN`).
     pub fn url(&self) -> &str {
         &self.url

@@ -90,12 +90,12 @@ pub(crate) async fn queue_message(
     Ok(Some(message_id))
 }
 
-/// The key that makes a message unique: one per run and step.
+/// Builds the key that makes a message unique: one per run and step.
 pub(crate) fn idempotency_key(run_id: i64, step: usize) -> String {
     format!("{run_id}:{step}")
 }
 
-/// Records a step that was passed over, so the merchant sees why nothing went out.
+/// Records a step that was passed over, so the merchant can tell why nothing went out.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn record_skipped(
     conn: &mut Conn,

@@ -46,7 +46,7 @@ impl DueTimer {
     }
 }
 
-/// The time to judge due-ness by: the claim's, or the database's own clock.
+/// Returns the time that due-ness is judged by: the claim's, or the database's own clock.
 pub(crate) async fn claim_time(store: &SqlStore, claim: &Claim) -> Result<Timestamp, StoreError> {
     if let Some(now) = claim.now {
         return Ok(now);
@@ -634,7 +634,7 @@ const TOKEN_ALPHABET: &[u8] = b"23456789abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQR
 /// 10 characters of a 57-letter alphabet: about 58 bits, so guessing a live link is futile.
 const TOKEN_LENGTH: usize = 10;
 
-/// A random link token not yet in use.
+/// Draws a random link token that is not yet in use.
 async fn unused_token(conn: &mut Conn) -> Result<String, StoreError> {
     loop {
         let token: String = {

@@ -221,7 +221,7 @@ impl Replayer {
         Ok(())
     }
 
-    /// The report of what happened up to the last event; later steps stay pending.
+    /// Builds the report of what happened up to the last event; later steps stay pending.
     pub async fn finish(self) -> anyhow::Result<Value> {
         let (total, per_flow) = self.store.figures(1).await?;
         let mut report = serde_json::to_value(&total)?;

@@ -172,8 +172,8 @@ pub fn steps(rows: &[Row]) -> Vec<Step> {
     steps
 }
 
-/// The contact of a row. The log names users only by `user_id`, so each user gets a
-/// stand-in e-mail address, which is how orders find the same user's checkouts.
+/// Builds the contact of a row. The log names users only by `user_id`, so each user gets a
+/// stand-in e-mail address, through which orders find the same user's checkouts.
 fn contact(row: &Row) -> ContactInput {
     ContactInput {
         email: Some(format!("user-{}@replay.invalid", row.user_id)),

@@ -1,4 +1,4 @@
-//! Conversations: a customer asked about a product, the business answered (often with a
+//! Conversations: a customer asked about a product, the business replied (often with a
 //! price), and the customer went quiet. This module decides what each chat message changes,
 //! when a silent conversation enters a flow, and what a due step sends, taking WhatsApp's
 //! 24-hour customer-service window into account.
@@ -37,7 +37,7 @@ pub const WINDOW: Duration = Duration::from_secs(24 * 3600);
 /// now and sent a little later still lands inside it.
 pub const WINDOW_MARGIN: Duration = Duration::from_secs(10 * 60);
 
-/// Who spoke last.
+/// Party that wrote the latest message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Speaker {
@@ -54,7 +54,7 @@ pub struct Quote {
     pub at: Timestamp,
 }
 
-/// A conversation as the engine knows it.
+/// Conversation state as the engine keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConversationState {
     /// The contact's address: an E.164 phone number, or in a replay the source's id.
@@ -81,13 +81,13 @@ impl ConversationState {
         self.last_inbound_at.map(|at| add(at, WINDOW))
     }
 
-    /// Whether a free-form message decided at `now` may still go out.
+    /// Returns whether a free-form message decided at `now` may still go out.
     pub fn window_open(&self, now: Timestamp) -> bool {
         self.window_closes_at()
             .is_some_and(|closes| now < sub(closes, WINDOW_MARGIN))
     }
 
-    /// The product this conversation is about.
+    /// Returns the product this conversation is about.
     pub fn product(&self) -> Option<&str> {
         self.quote
             .as_ref()
@@ -317,7 +317,7 @@ impl Engine {
         }
     }
 
-    /// The quote a business message makes: an explicit price, else one found in the text.
+    /// Finds the quote a business message makes: an explicit price, else one in the text.
     fn quote_in(
         &self,
         event: &ChatMessageEvent,
@@ -545,7 +545,7 @@ impl Engine {
     }
 }
 
-/// Where an SMS fallback goes: the phone number, or in a replay the contact's id.
+/// Returns the SMS fallback's address: the phone number, or in a replay the contact's id.
 fn sms_address(state: &ConversationState) -> Option<String> {
     match &state.phone {
         Some(phone) => Some(phone.as_str().to_string()),
@@ -660,7 +660,7 @@ fn render_template(
     })
 }
 
-/// A readable line for a template message in listings.
+/// Formats a template message as one readable line for listings.
 fn describe_template(template: &TemplateMessage) -> String {
     format!("[template {}] {}", template.name, template.body.join(" | "))
 }

@@ -206,7 +206,7 @@ impl Engine {
         Ok(Some(NewMessage { link, ..message }))
     }
 
-    /// The public short link for a token.
+    /// Returns the public short link for a token.
     pub fn short_link(&self, token: &str) -> String {
         format!(
             "{}/r/{token}",
@@ -214,7 +214,7 @@ impl Engine {
         )
     }
 
-    /// Where a message for this checkout goes: the phone number, or in a replay the
+    /// Returns the address of messages for this checkout: the phone number, or in a replay the
     /// customer id.
     pub fn address_of(&self, checkout: &CheckoutState) -> String {
         match (&checkout.phone, &checkout.customer_id) {
@@ -224,7 +224,7 @@ impl Engine {
         }
     }
 
-    /// The contact's own time zone, else their phone's country's, else the shop's.
+    /// Returns the contact's own time zone, else their phone's country's, else the shop's.
     pub fn time_zone_of(&self, checkout: &CheckoutState) -> TimeZone {
         checkout
             .timezone
@@ -241,7 +241,7 @@ impl Engine {
     }
 }
 
-/// The next step's due time: its wait counted from this step's send.
+/// Returns the next step's due time: its wait counted from this step's send.
 fn next_step_due(flow: &Flow, step: &Step, now: Timestamp) -> Option<Timestamp> {
     flow.step(step.index + 1).map(|next| add(now, next.wait))
 }

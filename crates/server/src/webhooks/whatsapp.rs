@@ -49,11 +49,11 @@ pub async fn verify(State(app): State<App>, Query(handshake): Query<Handshake>) 
     };
     match (handshake.mode.as_deref(), matches, handshake.challenge) {
         (Some("subscribe"), true, Some(challenge)) => {
-            tracing::info!("WhatsApp webhook verification answered");
+            tracing::info!("WhatsApp webhook verification succeeded");
             (StatusCode::OK, challenge).into_response()
         }
         _ => {
-            tracing::warn!("WhatsApp webhook verification refused");
+            tracing::warn!("WhatsApp webhook verification rejected: wrong mode or token");
             (StatusCode::FORBIDDEN, "verification failed").into_response()
         }
     }

@@ -1,6 +1,6 @@
 //! The send worker: claims queued messages, sends each through its channel, and records the
-//! outcome. A failed send is retried with backoff only when the provider says it may pass;
-//! a send whose outcome is unknown is never repeated.
+//! outcome. A failed send is retried with backoff only when the provider reports a temporary
+//! fault, and a send whose outcome is unknown is never repeated.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -24,7 +24,7 @@ const DEFAULT_RATE_PER_SECOND: u32 = 50;
 /// send lease the worker looks every half lease.
 const RECONCILE_EVERY: Duration = Duration::from_secs(30);
 
-/// What a pass over the outbox did.
+/// Counts of one pass over the outbox.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct DispatchReport {
     pub claimed: usize,
@@ -33,7 +33,7 @@ pub struct DispatchReport {
     pub unsent: Vec<i64>,
 }
 
-/// One pass: claims up to `send_concurrency` messages and sends them concurrently.
+/// Claims up to `send_concurrency` messages and sends them concurrently.
 pub async fn dispatch_once(
     app: &App,
     shutdown: &CancellationToken,
@@ -289,8 +289,8 @@ pub fn retry_delay(
     Some(backoff.max(Duration::from_secs(retry_after_secs.unwrap_or(0))))
 }
 
-/// Settles messages a dead worker left `sending`: the provider is asked where it can answer;
-/// otherwise the message is marked `unknown` and reported, never sent blindly again.
+/// Settles messages a dead worker left `sending`: the provider is asked where it supports a
+/// lookup, and otherwise the message is marked `unknown` and reported, never sent again.
 pub async fn reconcile_once(app: &App) -> Result<usize, StoreError> {
     let workers = &app.config().workers;
     let claim = Claim {
