@@ -406,3 +406,35 @@ async fn health_and_readiness_answer() {
         .unwrap();
     assert_eq!(metrics.status(), 200);
 }
+
+#[tokio::test]
+async fn unknown_topic_is_acknowledged_and_ignored() {
+    for db in databases().await {
+        let app = TestApp::spawn(db).await;
+        let name = app.db;
+        let body = shopify_checkout("tok-x", "2026-01-15T10:05:00+03:00");
+        for _ in 0..2 {
+            let response = app.shopify("carts/create", &body, "wh-cart").await;
+            assert_eq!(response.status(), 200, "{name}");
+            let answer: Value = response.json().await.unwrap();
+            assert_eq!(answer["result"], "ignored", "{name}");
+        }
+        assert_eq!(app.stored_events().await, 0, "{name}");
+        let ping = app
+            .http
+            .post(format!("{}/webhooks/woocommerce", app.base))
+            .body("webhook_id=12")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ping.status(), 200, "{name}: WooCommerce's creation ping");
+        let unsigned = app
+            .http
+            .post(format!("{}/webhooks/woocommerce", app.base))
+            .json(&json!({ "id": 1, "status": "processing" }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unsigned.status(), 401, "{name}: anything else unsigned");
+    }
+}

@@ -6,7 +6,6 @@ use nudge_core::engine::{CheckoutState, Engine, IdleTimers, OrderFacts, normalis
 use nudge_core::event::{CheckoutEvent, Event, OrderEvent};
 use nudge_core::store::{Incoming, Ingested, StoreError};
 use nudge_core::time::Timestamp;
-use sqlx::Acquire;
 
 use crate::SqlStore;
 use crate::rows::{
@@ -21,8 +20,7 @@ pub(crate) async fn ingest(
     batch: &[Incoming],
     now: Timestamp,
 ) -> Result<Vec<Ingested>, StoreError> {
-    let mut conn = store.write.acquire().await.map_err(db_error)?;
-    let mut tx = conn.begin().await.map_err(db_error)?;
+    let mut tx = store.begin_write().await?;
     let mut workspaces: Vec<i64> = batch.iter().map(|incoming| incoming.workspace_id).collect();
     workspaces.sort_unstable();
     workspaces.dedup();

@@ -9,7 +9,6 @@ use nudge_core::store::{
     StoreError, TranscriptEntry,
 };
 use nudge_core::time::Timestamp;
-use sqlx::Acquire;
 use sqlx::any::AnyRow;
 
 use crate::SqlStore;
@@ -284,8 +283,7 @@ pub(crate) async fn send_agent_message(
     text: &str,
     now: Timestamp,
 ) -> Result<i64, StoreError> {
-    let mut conn = store.write.acquire().await.map_err(db_error)?;
-    let mut tx = conn.begin().await.map_err(db_error)?;
+    let mut tx = store.begin_write().await?;
     lock_workspace(store.backend, &mut tx, workspace_id).await?;
     let Some((_, state)) = conversation_by_id(&mut tx, workspace_id, conversation_id).await? else {
         return Err(StoreError::NotFound);
@@ -361,8 +359,7 @@ pub(crate) async fn resume(
     id: i64,
     now: Timestamp,
 ) -> Result<bool, StoreError> {
-    let mut conn = store.write.acquire().await.map_err(db_error)?;
-    let mut tx = conn.begin().await.map_err(db_error)?;
+    let mut tx = store.begin_write().await?;
     lock_workspace(store.backend, &mut tx, workspace_id).await?;
     let Some((_, mut state)) = conversation_by_id(&mut tx, workspace_id, id).await? else {
         return Ok(false);
@@ -580,8 +577,7 @@ pub(crate) async fn record_statuses(
     statuses: &[ProviderStatus],
     now: Timestamp,
 ) -> Result<usize, StoreError> {
-    let mut conn = store.write.acquire().await.map_err(db_error)?;
-    let mut tx = conn.begin().await.map_err(db_error)?;
+    let mut tx = store.begin_write().await?;
     let mut fresh = 0;
     for status in statuses {
         let inserted = sqlx::query(

@@ -82,6 +82,22 @@ impl SqlStore {
         &self.url
     }
 
+    /// Begins a write transaction. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`): a deferred transaction that reads and then writes fails with "database
+    /// is locked" when another process wrote in between, instead of waiting its turn.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
+        let statement = match self.backend {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        };
+        self.write
+            .begin_with(statement)
+            .await
+            .map_err(rows::db_error)
+    }
+
     /// Closes the pools, waiting for connections in use to come back.
     pub async fn close(&self) {
         self.write.close().await;

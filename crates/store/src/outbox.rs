@@ -9,7 +9,6 @@ use nudge_core::channel::{ChannelKind, MessageKind, OutboundMessage, TemplateMes
 use nudge_core::engine::{NewMessage, RunFacts};
 use nudge_core::store::{Claim, ClaimedMessage, SendResult, StoreError};
 use nudge_core::time::{Timestamp, add};
-use sqlx::Acquire;
 use sqlx::any::AnyRow;
 
 use crate::SqlStore;
@@ -197,8 +196,7 @@ async fn claim_in_workspace(
     limit: usize,
     now: Timestamp,
 ) -> Result<Vec<ClaimedMessage>, StoreError> {
-    let mut conn = store.write.acquire().await.map_err(db_error)?;
-    let mut tx = conn.begin().await.map_err(db_error)?;
+    let mut tx = store.begin_write().await?;
     let lock = match store.backend {
         Backend::Postgres => "FOR UPDATE OF outbox SKIP LOCKED",
         Backend::Sqlite => "",
@@ -322,8 +320,7 @@ pub(crate) async fn finish(
     result: &SendResult,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let mut conn = store.write.acquire().await.map_err(db_error)?;
-    let mut tx = conn.begin().await.map_err(db_error)?;
+    let mut tx = store.begin_write().await?;
     match result {
         SendResult::Sent {
             provider,
@@ -475,8 +472,7 @@ pub(crate) async fn release(
     worker: &str,
     unsent: &[i64],
 ) -> Result<u64, StoreError> {
-    let mut conn = store.write.acquire().await.map_err(db_error)?;
-    let mut tx = conn.begin().await.map_err(db_error)?;
+    let mut tx = store.begin_write().await?;
     let mut released = sqlx::query(
         "UPDATE timers SET lease_owner = NULL, lease_until = NULL WHERE lease_owner = $1",
     )

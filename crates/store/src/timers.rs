@@ -12,7 +12,6 @@ use nudge_core::flow::Flow;
 use nudge_core::store::{Claim, FireReport, StoreError};
 use nudge_core::time::{Timestamp, add, sub};
 use rand::Rng;
-use sqlx::Acquire;
 use sqlx::any::AnyRow;
 
 use crate::SqlStore;
@@ -136,8 +135,7 @@ async fn apply_batch(
     timers: &[DueTimer],
     now: Timestamp,
 ) -> Result<FireReport, StoreError> {
-    let mut conn = store.write.acquire().await.map_err(db_error)?;
-    let mut tx = conn.begin().await.map_err(db_error)?;
+    let mut tx = store.begin_write().await?;
     lock_workspace(store.backend, &mut tx, workspace_id).await?;
     let mut report = FireReport::default();
     for timer in timers {
