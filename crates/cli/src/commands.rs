@@ -37,7 +37,9 @@ pub enum ApiKeyCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum FlowsCommand {
-    /// Validate a folder of flow files and print each step rendered with sample data.
+    /// Validate a folder of flow files (and their WhatsApp templates against
+    /// `whatsapp.templates` of the configuration) and print each step rendered with sample
+    /// data.
     Check {
         /// Folder of *.toml flow files.
         dir: PathBuf,
@@ -97,16 +99,29 @@ pub async fn api_key(config_file: Option<&Path>, command: ApiKeyCommand) -> anyh
     Ok(())
 }
 
-pub fn flows(command: FlowsCommand) -> anyhow::Result<()> {
+pub fn flows(config_file: Option<&Path>, command: FlowsCommand) -> anyhow::Result<()> {
     let FlowsCommand::Check { dir } = command;
     let flows = wiring::load_flows(Some(&dir))?;
+    let config = config::load(config_file, &[])?;
+    wiring::check_templates(&flows, &config.whatsapp.templates)?;
     let settings = Settings {
-        shop_name: Some("Duka Bora".into()),
+        shop_name: Some(
+            config
+                .shop
+                .name
+                .clone()
+                .unwrap_or_else(|| "Duka Bora".into()),
+        ),
         ..Settings::default()
     };
+    let mut over_limit = 0;
     for flow in flows.all() {
-        print_flow(flow, &settings);
+        over_limit += print_flow(flow, &settings);
     }
+    anyhow::ensure!(
+        over_limit == 0,
+        "{over_limit} step(s) do not fit their max_segments even with the product name shortened; shorten the fixed text"
+    );
     println!("{} flow(s) valid in {}", flows.all().len(), dir.display());
     Ok(())
 }
@@ -145,7 +160,9 @@ fn sample_checkout() -> CheckoutState {
     }
 }
 
-fn print_flow(flow: &Flow, settings: &Settings) {
+/// Prints a flow's settings and steps; returns how many steps do not fit `max_segments`.
+fn print_flow(flow: &Flow, settings: &Settings) -> usize {
+    let mut over_limit = 0;
     let quiet = flow
         .quiet_hours
         .map(|hours| {
@@ -196,6 +213,7 @@ fn print_flow(flow: &Flow, settings: &Settings) {
                                 ""
                             }
                         );
+                        over_limit += usize::from(sms.over_limit);
                     }
                 }
                 Err(error) => println!("    cannot render: {error}"),
@@ -230,4 +248,5 @@ fn print_flow(flow: &Flow, settings: &Settings) {
             );
         }
     }
+    over_limit
 }

@@ -349,6 +349,11 @@ impl Config {
             }
             other => anyhow::bail!("whatsapp.provider: {other:?} is not \"sandbox\" or \"cloud\""),
         }
+        if self.smsleopard.status_url.is_some() {
+            tracing::warn!(
+                "smsleopard.status_url is set, but nudge has no route for SMSLeopard delivery reports yet; they will not be recorded"
+            );
+        }
         match self.sms.provider.as_str() {
             "sandbox" => {}
             "smsleopard" => {

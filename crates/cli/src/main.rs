@@ -59,7 +59,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(cli.config.as_deref(), args).await,
             Command::Migrate(args) => commands::migrate(cli.config.as_deref(), args).await,
             Command::ApiKey(command) => commands::api_key(cli.config.as_deref(), command).await,
-            Command::Flows(command) => commands::flows(command),
+            Command::Flows(command) => commands::flows(cli.config.as_deref(), command),
             Command::Replay(args) => replay::run(args).await,
         }
     });

@@ -49,6 +49,7 @@ pub async fn run(config_file: Option<&Path>, args: ServeArgs) -> anyhow::Result<
     }
     let config = config::load(config_file, &overrides)?;
     let flows = wiring::load_flows(config.flows.as_deref())?;
+    wiring::check_templates(&flows, &config.whatsapp.templates)?;
     let store = Arc::new(wiring::open_store(&config.database_url).await?);
     let backend = store.kind();
     let engine = Arc::new(wiring::engine(&config, flows)?);

@@ -138,3 +138,53 @@ pub fn channels(
         whatsapp: Some(whatsapp),
     })
 }
+
+/// Checks the WhatsApp templates of every flow against the approved list, so that a name
+/// Meta does not know or a wrong parameter count stops the start instead of failing sends.
+/// With no approved list configured, nothing is checked.
+pub fn check_templates(
+    flows: &FlowSet,
+    approved: &[nudge_channels::ApprovedTemplate],
+) -> anyhow::Result<()> {
+    if approved.is_empty() {
+        return Ok(());
+    }
+    for flow in flows.all() {
+        for step in &flow.steps {
+            let Some(template) = &step.template else {
+                continue;
+            };
+            let at = format!(
+                "flow {} ({}), steps[{}].template",
+                flow.name, flow.source, step.index
+            );
+            let Some(known) = approved
+                .iter()
+                .find(|known| known.name == template.name && known.language == template.language)
+            else {
+                anyhow::bail!(
+                    "{at}: {:?} in language {:?} is not in whatsapp.templates",
+                    template.name,
+                    template.language
+                );
+            };
+            let counts = [
+                ("params", template.body.len(), known.body_params()),
+                ("header", template.header.len(), known.header_params),
+                (
+                    "buttons",
+                    template.buttons.len(),
+                    known.dynamic_button_indexes().len(),
+                ),
+            ];
+            for (key, given, expected) in counts {
+                anyhow::ensure!(
+                    given == expected,
+                    "{at}.{key}: {given} given, but the approved template {:?} takes {expected}",
+                    template.name
+                );
+            }
+        }
+    }
+    Ok(())
+}

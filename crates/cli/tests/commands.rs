@@ -185,3 +185,47 @@ fn jsonl_replay_applies_events_in_order() {
     );
     assert_eq!(report["recovered_revenue"], "4850", "{report}");
 }
+
+#[test]
+fn flows_check_compares_templates_with_approved_list() {
+    let dir = tempfile::tempdir().unwrap();
+    let flows = dir.path().join("flows");
+    std::fs::create_dir(&flows).unwrap();
+    std::fs::write(
+        flows.join("chat.toml"),
+        r#"
+name = "chat"
+trigger = "conversation_idle"
+idle = "24h"
+[[steps]]
+channel = "whatsapp"
+template = { name = "chat_followup", language = "en", params = ["[First Name]"] }
+"#,
+    )
+    .unwrap();
+    let config = dir.path().join("nudge.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[whatsapp.templates]]
+name = "chat_followup"
+language = "en"
+body = "Hi {{1}}, any questions about the {{2}}?"
+"#,
+    )
+    .unwrap();
+    let output = nudge()
+        .arg("--config")
+        .arg(&config)
+        .args(["flows", "check"])
+        .arg(&flows)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let error = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        error.contains("steps[0].template.params: 1 given"),
+        "{error}"
+    );
+    assert!(error.contains("takes 2"), "{error}");
+}

@@ -414,10 +414,20 @@ pub fn validate(event: &Event) -> Result<(), FieldError> {
     match event {
         Event::CheckoutUpdated(checkout) => {
             require_id("id", &checkout.id)?;
+            validate_time("occurred_at", checkout.occurred_at)?;
             validate_currency(checkout.currency.as_deref())?;
+            validate_amount("total", checkout.total)?;
             validate_contact(&checkout.contact)?;
+            validate_locale(checkout.locale.as_deref())?;
             if let Some(url) = &checkout.recovery_url {
                 validate_url("recovery_url", url)?;
+            }
+            for (index, item) in checkout.items.iter().enumerate() {
+                validate_length(
+                    &format!("items[{index}].title"),
+                    &item.title,
+                    MAX_TEXT_FIELD,
+                )?;
             }
             for (index, item) in checkout.items.iter().enumerate() {
                 if let Some(price) = item.price {
@@ -433,7 +443,9 @@ pub fn validate(event: &Event) -> Result<(), FieldError> {
         }
         Event::OrderCreated(order) => {
             require_id("id", &order.id)?;
+            validate_time("occurred_at", order.occurred_at)?;
             validate_currency(order.currency.as_deref())?;
+            validate_amount("total", order.total)?;
             validate_contact(&order.contact)
         }
         Event::MessageInbound(message) | Event::MessageOutbound(message) => {
@@ -453,12 +465,71 @@ pub fn validate(event: &Event) -> Result<(), FieldError> {
                     "missing field; a chat message needs the contact's phone",
                 ));
             }
+            validate_time("occurred_at", message.occurred_at)?;
             validate_currency(message.currency.as_deref())?;
-            if message.text.chars().count() > 65_536 {
-                return Err(FieldError::new("text", "longer than 65536 characters"));
+            validate_amount("price", message.price)?;
+            validate_length("text", &message.text, 65_536)?;
+            if let Some(product) = &message.product {
+                validate_length("product", product, MAX_TEXT_FIELD)?;
             }
             Ok(())
         }
+    }
+}
+
+/// The longest product title or name accepted, in characters.
+const MAX_TEXT_FIELD: usize = 1000;
+
+fn validate_length(field: &str, text: &str, max: usize) -> Result<(), FieldError> {
+    let length = text.chars().count();
+    if length > max {
+        return Err(FieldError::new(
+            field,
+            format!("{length} characters; the limit is {max}"),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_amount(field: &str, amount: Option<Decimal>) -> Result<(), FieldError> {
+    match amount {
+        Some(amount) if amount.is_sign_negative() && !amount.is_zero() => {
+            Err(FieldError::new(field, "must not be negative"))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Times before 2000 are a mistake (an unset date rendered as year 1), not history.
+fn validate_time(field: &str, at: Timestamp) -> Result<(), FieldError> {
+    if at.as_second() < 946_684_800 {
+        return Err(FieldError::new(
+            field,
+            "earlier than 2000-01-01; send the time the event happened",
+        ));
+    }
+    Ok(())
+}
+
+/// A BCP 47 language tag such as `en-KE`: a 2 or 3 letter language, then subtags.
+fn validate_locale(locale: Option<&str>) -> Result<(), FieldError> {
+    let Some(locale) = locale else {
+        return Ok(());
+    };
+    let mut parts = locale.split('-');
+    let language_ok = parts.next().is_some_and(|language| {
+        (2..=3).contains(&language.len()) && language.chars().all(|c| c.is_ascii_alphabetic())
+    });
+    let rest_ok = parts.all(|part| {
+        (1..=8).contains(&part.len()) && part.chars().all(|c| c.is_ascii_alphanumeric())
+    });
+    if language_ok && rest_ok {
+        Ok(())
+    } else {
+        Err(FieldError::new(
+            "locale",
+            format!("{locale:?} is not a language tag such as en-KE"),
+        ))
     }
 }
 
@@ -496,6 +567,10 @@ fn validate_contact(contact: &ContactInput) -> Result<(), FieldError> {
 
 fn validate_url(field: &str, text: &str) -> Result<(), FieldError> {
     match url::Url::parse(text) {
+        Ok(url) if !url.username().is_empty() || url.password().is_some() => Err(FieldError::new(
+            field,
+            "must not carry a user name or password, which can disguise the real host",
+        )),
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(()),
         _ => Err(FieldError::new(
             field,
@@ -508,8 +583,20 @@ fn validate_url(field: &str, text: &str) -> Result<(), FieldError> {
 fn de_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
     match serde_json::Value::deserialize(deserializer)? {
         serde_json::Value::String(text) => Ok(text),
-        serde_json::Value::Number(number) => Ok(number.to_string()),
-        _ => Err(serde::de::Error::custom("must be a string or a number")),
+        serde_json::Value::Number(number) => integer_id(&number),
+        _ => Err(serde::de::Error::custom("must be a string or an integer")),
+    }
+}
+
+/// An id written as a JSON number must be an integer that fits 64 bits; a fraction or a
+/// larger number would lose digits and make two ids collide.
+fn integer_id<E: serde::de::Error>(number: &serde_json::Number) -> Result<String, E> {
+    if number.is_u64() || number.is_i64() {
+        Ok(number.to_string())
+    } else {
+        Err(E::custom(
+            "a numeric id must be an integer below 2^64; send larger ids as strings",
+        ))
     }
 }
 
@@ -518,8 +605,8 @@ fn de_opt_id<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<String
         None | Some(serde_json::Value::Null) => Ok(None),
         Some(serde_json::Value::String(text)) if text.trim().is_empty() => Ok(None),
         Some(serde_json::Value::String(text)) => Ok(Some(text)),
-        Some(serde_json::Value::Number(number)) => Ok(Some(number.to_string())),
-        Some(_) => Err(serde::de::Error::custom("must be a string or a number")),
+        Some(serde_json::Value::Number(number)) => integer_id(&number).map(Some),
+        Some(_) => Err(serde::de::Error::custom("must be a string or an integer")),
     }
 }
 

@@ -69,6 +69,10 @@ pub fn normalise(text: &str) -> String {
             '\u{00A0}' | '\u{202F}' | '\u{2009}' | '\u{200A}' => out.push(' '),
             // Zero-width space and zero-width no-break space (byte order mark).
             '\u{200B}' | '\u{FEFF}' => {}
+            // Tabs read as spaces; other control characters (NUL and the like, which arrive
+            // inside product titles) have no place in a message.
+            '\t' => out.push(' '),
+            c if c.is_control() && c != '\n' && c != '\r' => {}
             _ => out.push(c),
         }
     }
@@ -382,6 +386,7 @@ mod tests {
             ("wait\u{2026}", "wait..."),
             ("KES\u{00A0}1\u{202F}500\u{2009}x\u{200A}y", "KES 1 500 x y"),
             ("zero\u{200B}width\u{FEFF}", "zerowidth"),
+            ("Ke\u{0000}ttle\u{0007}\tnow\nok", "Kettle now\nok"),
             ("Ç é € ç 🛒", "Ç é € ç 🛒"),
             ("👨\u{200D}👩\u{200D}👧", "👨\u{200D}👩\u{200D}👧"),
         ];

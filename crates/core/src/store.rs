@@ -368,9 +368,14 @@ pub trait Store: Send + Sync {
         query: &MessageQuery,
     ) -> Result<MessagePage, StoreError>;
 
-    /// Records a click and returns the target with campaign parameters, or `None` for an
-    /// unknown token.
-    async fn follow_link(&self, token: &str, now: Timestamp) -> Result<Option<String>, StoreError>;
+    /// Returns the target of a short link with campaign parameters, or `None` for an unknown
+    /// token, and records a click when `record_click` is set.
+    async fn follow_link(
+        &self,
+        token: &str,
+        record_click: bool,
+        now: Timestamp,
+    ) -> Result<Option<String>, StoreError>;
 
     /// Records a message that the sandbox channel "sent".
     async fn record_sandbox_send(

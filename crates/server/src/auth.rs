@@ -50,9 +50,11 @@ impl FromRequestParts<App> for Caller {
             .ok_or_else(|| {
                 ApiError::Unauthorized("missing Authorization: Bearer <API key>".into())
             })?;
+        // The scheme name is case-insensitive (RFC 7235).
         let key = header
-            .strip_prefix("Bearer ")
-            .map(str::trim)
+            .split_once(' ')
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, key)| key.trim())
             .filter(|key| !key.is_empty())
             .ok_or_else(|| {
                 ApiError::Unauthorized("Authorization must be Bearer <API key>".into())

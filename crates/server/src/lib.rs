@@ -7,6 +7,7 @@
 pub mod auth;
 mod body;
 mod error;
+mod extract;
 mod ingest;
 mod metrics;
 mod routes;

@@ -185,7 +185,28 @@ async fn bad_events_get_400_naming_the_field_and_store_nothing() {
         missing_time.as_object_mut().unwrap().remove("occurred_at");
         let mut unknown_key = checkout_event("c1");
         unknown_key["colour"] = json!("red");
+        let mut negative_total = checkout_event("c1");
+        negative_total["total"] = json!("-100");
+        let mut fractional_id = checkout_event("c1");
+        fractional_id["id"] = json!(1.5);
+        let mut huge_id = checkout_event("c1");
+        huge_id["id"] = serde_json::from_str::<Value>("18446744073709551616").unwrap();
+        let mut year_one = checkout_event("c1");
+        year_one["occurred_at"] = json!("0001-01-01T00:00:00Z");
+        let mut bad_locale = checkout_event("c1");
+        bad_locale["locale"] = json!("zz-ZZ-xxxxxxxxxxx");
+        let mut disguised_url = checkout_event("c1");
+        disguised_url["recovery_url"] = json!("https://shop.example@evil.example/x");
+        let mut long_title = checkout_event("c1");
+        long_title["items"][0]["title"] = json!("x".repeat(1001));
         let cases = [
+            (negative_total, "total"),
+            (fractional_id, "id"),
+            (huge_id, "id"),
+            (year_one, "occurred_at"),
+            (bad_locale, "locale"),
+            (disguised_url, "recovery_url"),
+            (long_title, "items[0].title"),
             (missing_id, "id"),
             (bad_quantity, "items[0].quantity"),
             (lower_currency, "currency"),
@@ -437,4 +458,56 @@ async fn unknown_topic_is_acknowledged_and_ignored() {
             .unwrap();
         assert_eq!(unsigned.status(), 401, "{name}: anything else unsigned");
     }
+}
+
+#[tokio::test]
+async fn every_error_is_json_naming_the_field() {
+    let app = TestApp::spawn(nudge_testkit::TestDb::sqlite()).await;
+    let get = |path: &str| {
+        app.http
+            .get(format!("{}{path}", app.base))
+            .header("Authorization", format!("bearer {}", app.api_key))
+            .send()
+    };
+    let cases = [
+        ("/v1/conversations/abc", 400, Some("id")),
+        ("/v1/conversations?limit=abc", 400, Some("limit")),
+        ("/v1/holds?status=lost", 400, Some("status")),
+        ("/v1/messages?cursor=x", 400, Some("cursor")),
+        ("/v1/nowhere", 404, None),
+    ];
+    for (path, status, field) in cases {
+        let response = get(path).await.unwrap();
+        assert_eq!(response.status(), status, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert!(body["error"]["code"].is_string(), "{path}: {body}");
+        if let Some(field) = field {
+            assert_eq!(body["error"]["field"], field, "{path}: {body}");
+        }
+    }
+    let wrong_method = app
+        .http
+        .delete(format!("{}/v1/events", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_method.status(), 405);
+    let body: Value = wrong_method.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "method_not_allowed");
+}
+
+#[tokio::test]
+async fn head_request_is_not_a_click() {
+    let app = TestApp::spawn(nudge_testkit::TestDb::sqlite()).await;
+    assert_eq!(
+        app.post_events(&checkout_event("head-1")).await.status(),
+        200
+    );
+    app.advance(Duration::from_secs(3)).await;
+    let link = app.sent().await[0]["link"].as_str().unwrap().to_string();
+    let head = app.http.head(&link).send().await.unwrap();
+    assert_eq!(head.status(), 302);
+    assert_eq!(app.count_clicks().await, 0, "a preview is not a click");
+    app.http.get(&link).send().await.unwrap();
+    assert_eq!(app.count_clicks().await, 1);
 }

@@ -682,3 +682,50 @@ async fn cloud_api_gets_text_inside_and_template_outside_window() {
         );
     }
 }
+
+#[tokio::test]
+async fn customer_reply_stops_cart_flow() {
+    for db in databases().await {
+        let app = TestApp::spawn(db).await;
+        let name = app.db;
+        let checkout = json!({
+            "type": "checkout.updated",
+            "id": "reply-1",
+            "occurred_at": app.clock.now().to_string(),
+            "contact": { "phone": "0700 000 001", "first_name": "Amina" },
+            "items": [{ "title": "Test Kettle 1.7L", "quantity": 1, "price": "4850" }],
+            "total": "4850",
+            "currency": "KES",
+            "recovery_url": "https://shop.example/cart/reply-1"
+        });
+        assert_eq!(app.post_events(&checkout).await.status(), 200);
+        app.advance(Duration::from_secs(3)).await;
+        assert_eq!(app.sent().await.len(), 1, "{name}: first step");
+        // The shopper answers the SMS on WhatsApp with a question, not a STOP.
+        inbound(
+            &app,
+            "wamid.REPLY1",
+            "Will you stop selling the blue one?",
+            app.clock.now(),
+        )
+        .await;
+        app.advance(Duration::from_secs(3600)).await;
+        assert_eq!(
+            app.sent().await.len(),
+            1,
+            "{name}: the second step is not sent"
+        );
+        let reply = json!({
+            "type": "message.inbound",
+            "occurred_at": app.clock.now().to_string(),
+            "channel": "sms",
+            "contact": { "phone": "0700 000 001" },
+            "text": "ok thanks"
+        });
+        assert_eq!(
+            app.post_events(&reply).await.status(),
+            200,
+            "{name}: an SMS reply is accepted too"
+        );
+    }
+}

@@ -135,10 +135,26 @@ pub(crate) async fn apply_chat(
         }
     }
     let previous = conversation_by_contact(conn, workspace_id, event.channel, &contact).await?;
-    let runs = match &previous {
+    let mut runs = match &previous {
         Some((id, _)) => runs_of_conversation(conn, workspace_id, *id).await?,
         None => Vec::new(),
     };
+    // Cart runs of the same phone number: a reply, an opt-out or an agent stepping in stops
+    // those too.
+    if contact.starts_with('+') {
+        let checkouts =
+            sqlx::query("SELECT external_id FROM checkouts WHERE workspace_id = $1 AND phone = $2")
+                .bind(workspace_id)
+                .bind(&contact)
+                .fetch_all(&mut *conn)
+                .await
+                .map_err(db_error)?;
+        let ids = checkouts
+            .iter()
+            .map(|row| get::<String>(row, "external_id"))
+            .collect::<Result<Vec<_>, _>>()?;
+        runs.extend(crate::apply::runs_of_subjects(conn, workspace_id, &ids).await?);
+    }
     let Some(outcome) = engine.on_chat_message(
         previous.as_ref().map(|(_, state)| state),
         event,

@@ -187,8 +187,13 @@ impl Store for SqlStore {
         messages::list(self, workspace_id, query).await
     }
 
-    async fn follow_link(&self, token: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
-        links::follow(self, token, now).await
+    async fn follow_link(
+        &self,
+        token: &str,
+        record_click: bool,
+        now: Timestamp,
+    ) -> Result<Option<String>, StoreError> {
+        links::follow(self, token, record_click, now).await
     }
 
     async fn record_sandbox_send(

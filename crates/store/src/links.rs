@@ -10,6 +10,7 @@ use crate::rows::{db_error, get, ms};
 pub(crate) async fn follow(
     store: &SqlStore,
     token: &str,
+    record_click: bool,
     now: Timestamp,
 ) -> Result<Option<String>, StoreError> {
     let row =
@@ -25,13 +26,15 @@ pub(crate) async fn follow(
     let target: String = get(&row, "target")?;
     let campaign: String = get(&row, "campaign")?;
     let medium: String = get(&row, "medium")?;
-    sqlx::query("INSERT INTO clicks (workspace_id, token, clicked_at) VALUES ($1, $2, $3)")
-        .bind(workspace_id)
-        .bind(token)
-        .bind(ms(now))
-        .execute(&store.write)
-        .await
-        .map_err(db_error)?;
+    if record_click {
+        sqlx::query("INSERT INTO clicks (workspace_id, token, clicked_at) VALUES ($1, $2, $3)")
+            .bind(workspace_id)
+            .bind(token)
+            .bind(ms(now))
+            .execute(&store.write)
+            .await
+            .map_err(db_error)?;
+    }
     Ok(Some(with_campaign(&target, &medium, &campaign)))
 }
 

@@ -35,8 +35,8 @@ pub(crate) async fn queue_message(
     let row = sqlx::query(
         "INSERT INTO messages (workspace_id, run_id, step, idempotency_key, flow, channel, kind, \
          to_address, body, template, encoding, segments, status, link_token, created_at, updated_at, \
-         window_closes_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'queued', $13, $14, $14, $15) \
+         window_closes_at, reason) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 'queued', $13, $14, $14, $15, $16) \
          ON CONFLICT (workspace_id, idempotency_key) DO NOTHING RETURNING id",
     )
     .bind(workspace_id)
@@ -54,6 +54,7 @@ pub(crate) async fn queue_message(
     .bind(message.link.as_ref().map(|link| link.token.as_str()))
     .bind(ms(now))
     .bind(message.window_closes_at.map(ms))
+    .bind(message.warning)
     .fetch_optional(&mut *conn)
     .await
     .map_err(db_error)?;

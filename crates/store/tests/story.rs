@@ -225,7 +225,7 @@ async fn story(db: &common::TestDb) {
     assert_eq!(page.messages[0].step, 0, "{name}");
     let token = page.messages[0].link.clone().unwrap();
     let target = store
-        .follow_link(&token, ts("2026-01-15T08:05:00Z"))
+        .follow_link(&token, true, ts("2026-01-15T08:05:00Z"))
         .await
         .unwrap()
         .unwrap();
@@ -236,7 +236,7 @@ async fn story(db: &common::TestDb) {
     );
     assert_eq!(
         store
-            .follow_link("unknown", ts("2026-01-15T08:05:00Z"))
+            .follow_link("unknown", true, ts("2026-01-15T08:05:00Z"))
             .await
             .unwrap(),
         None,

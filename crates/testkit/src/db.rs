@@ -50,7 +50,11 @@ impl TestDb {
                 panic!("{REQUIRE_POSTGRES_VAR}=1 but {POSTGRES_VAR} is not set")
             }
             _ => {
-                eprintln!(
+                // Written to the process's stderr directly, past the test harness's output
+                // capture, so the skip shows in a normal `cargo test` run.
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
                     "SKIPPED the PostgreSQL half of this test: set {POSTGRES_VAR}=postgres://USER@HOST:PORT/DB to run it"
                 );
                 None

@@ -44,7 +44,10 @@ pub fn postgres_base() -> Option<String> {
             panic!("{REQUIRE_POSTGRES_VAR}=1 but {POSTGRES_VAR} is not set")
         }
         _ => {
-            eprintln!(
+            // Past the test harness's output capture, so the skip shows in a normal run.
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
                 "SKIPPED: this test needs PostgreSQL; set {POSTGRES_VAR}=postgres://USER@HOST:PORT/DB to run it"
             );
             None

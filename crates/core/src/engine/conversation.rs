@@ -576,6 +576,7 @@ pub(super) fn choose_message(
         segments: 1,
         link: None,
         window_closes_at: None,
+        warning: None,
     };
     let as_sms = |base: NewMessage| -> Result<NewMessage, &'static str> {
         let text = step.text.as_ref().ok_or("missing_text")?;
@@ -586,6 +587,7 @@ pub(super) fn choose_message(
             body: sms.text,
             encoding: Some(sms.encoding),
             segments: sms.segments,
+            warning: sms.over_limit.then_some("over_max_segments"),
             ..base
         })
     };
@@ -599,7 +601,7 @@ pub(super) fn choose_message(
     let last_moment = window_closes_at.map(|closes| sub(closes, WINDOW_MARGIN));
     if let (Some(text), Some(last_moment)) = (&step.text, last_moment) {
         if now < last_moment {
-            let body = text.render(fields).map_err(|_| "render_failed")?;
+            let body = whatsapp_text(&text.render(fields).map_err(|_| "render_failed")?);
             return Ok(NewMessage {
                 body,
                 template,
@@ -658,6 +660,28 @@ fn render_template(
         body: render_all(&template.body)?,
         buttons: render_all(&template.buttons)?,
     })
+}
+
+/// The most characters of a WhatsApp text body.
+const MAX_WHATSAPP_TEXT: usize = 4096;
+
+/// Cleans a rendered WhatsApp text: control characters other than line breaks are dropped,
+/// and a text over WhatsApp's 4096-character limit is cut at a word boundary, ending
+/// `...`, so that it goes out as one message rather than being rejected.
+fn whatsapp_text(rendered: &str) -> String {
+    let clean: String = rendered
+        .chars()
+        .filter(|c| !c.is_control() || *c == '\n' || *c == '\r')
+        .collect();
+    if clean.chars().count() <= MAX_WHATSAPP_TEXT {
+        return clean;
+    }
+    let head: String = clean.chars().take(MAX_WHATSAPP_TEXT - 3).collect();
+    let cut = match head.rfind(char::is_whitespace) {
+        Some(space) if space > head.len() / 2 => &head[..space],
+        _ => head.as_str(),
+    };
+    format!("{}...", cut.trim_end())
 }
 
 /// Formats a template message as one readable line for listings.

@@ -51,6 +51,9 @@ pub struct NewMessage {
     /// checks it again at the moment of sending and switches to `template` (or gives up)
     /// once it has passed.
     pub window_closes_at: Option<Timestamp>,
+    /// A note recorded with the message, such as `over_max_segments` when even the
+    /// shortest product name left the SMS longer than the step allows.
+    pub warning: Option<&'static str>,
 }
 
 /// The result of a step timer.

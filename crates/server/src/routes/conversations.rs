@@ -2,7 +2,7 @@
 //! resuming automation after a takeover, and the holds customers asked for.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use nudge_core::store::{ConversationDetail, ConversationSummary, HoldView};
 use serde::Deserialize;
@@ -10,6 +10,7 @@ use serde_json::{Value, json};
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::extract::{ApiQuery, PathId};
 use crate::state::App;
 
 /// Longest text an agent may send in one message (WhatsApp's limit for text bodies).
@@ -23,7 +24,7 @@ pub struct ListParams {
 pub async fn list(
     State(app): State<App>,
     caller: Caller,
-    Query(params): Query<ListParams>,
+    ApiQuery(params): ApiQuery<ListParams>,
 ) -> Result<Json<Value>, ApiError> {
     let limit = params.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
@@ -42,7 +43,7 @@ pub async fn list(
 pub async fn get(
     State(app): State<App>,
     caller: Caller,
-    Path(id): Path<i64>,
+    PathId(id): PathId,
 ) -> Result<Json<ConversationDetail>, ApiError> {
     app.store()
         .conversation(caller.workspace_id, id)
@@ -60,7 +61,7 @@ pub struct AgentMessage {
 pub async fn send(
     State(app): State<App>,
     caller: Caller,
-    Path(id): Path<i64>,
+    PathId(id): PathId,
     body: axum::body::Bytes,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let message: AgentMessage = serde_json::from_slice(&body).map_err(|error| {
@@ -94,7 +95,7 @@ pub async fn send(
 pub async fn resume(
     State(app): State<App>,
     caller: Caller,
-    Path(id): Path<i64>,
+    PathId(id): PathId,
 ) -> Result<Json<Value>, ApiError> {
     let now = app.clock().now();
     if !app
@@ -116,7 +117,7 @@ pub struct HoldParams {
 pub async fn holds(
     State(app): State<App>,
     caller: Caller,
-    Query(params): Query<HoldParams>,
+    ApiQuery(params): ApiQuery<HoldParams>,
 ) -> Result<Json<Value>, ApiError> {
     if let Some(status) = params.status.as_deref() {
         if !matches!(status, "open" | "resolved") {
@@ -140,7 +141,7 @@ pub struct Resolution {
 pub async fn resolve_hold(
     State(app): State<App>,
     caller: Caller,
-    Path(id): Path<i64>,
+    PathId(id): PathId,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let resolution: Resolution = if body.is_empty() {

@@ -2,13 +2,14 @@
 //! at a time.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use nudge_core::phone::Phone;
 use nudge_core::store::{MessagePage, MessageQuery};
 use serde::Deserialize;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
+use crate::extract::ApiQuery;
 use crate::state::App;
 
 const DEFAULT_LIMIT: usize = 50;
@@ -37,7 +38,7 @@ pub struct Params {
 pub async fn list(
     State(app): State<App>,
     caller: Caller,
-    Query(params): Query<Params>,
+    ApiQuery(params): ApiQuery<Params>,
 ) -> Result<Json<MessagePage>, ApiError> {
     let limit = match params.limit.as_deref() {
         None => DEFAULT_LIMIT,

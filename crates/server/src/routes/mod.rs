@@ -14,6 +14,7 @@ use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+use crate::error::ApiError;
 use crate::state::App;
 use crate::webhooks;
 
@@ -47,6 +48,10 @@ pub fn router(app: App) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .fallback(|| async { ApiError::NotFound("no such route; see /v1/openapi.json".into()) })
+        .method_not_allowed_fallback(|| async {
+            ApiError::MethodNotAllowed("method not allowed on this route; see /v1/openapi.json".into())
+        })
         .with_state(app)
         .layer(
             ServiceBuilder::new()

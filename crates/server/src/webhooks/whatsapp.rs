@@ -120,6 +120,10 @@ pub async fn receive(
     } else {
         app.0.writer.submit(incoming).await?
     };
+    for status in &statuses {
+        metrics::counter!("nudge_message_statuses_total", "provider" => "whatsapp", "status" => status.status.clone())
+            .increment(1);
+    }
     let fresh_statuses = if statuses.is_empty() {
         0
     } else {

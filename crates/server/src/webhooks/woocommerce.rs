@@ -67,7 +67,8 @@ pub async fn receive(
     }
     let payload: Value = serde_json::from_slice(&bytes)
         .map_err(|error| ApiError::bad_request("", format!("body is not valid JSON: {error}")))?;
-    let Some(event) = map_order(&payload, app.clock().now())? else {
+    let source = header(&headers, "x-wc-webhook-source");
+    let Some(event) = map_order(&payload, source, app.clock().now())? else {
         return Ok(Json(
             json!({ "result": "ignored", "reason": "order status is neither open nor placed" }),
         ));
@@ -92,8 +93,14 @@ pub async fn receive(
 }
 
 /// Maps a WooCommerce order: an open one to a checkout, a placed one to an order, and any
-/// other status (`cancelled`, `failed`, `refunded`) to nothing.
-pub fn map_order(payload: &Value, now: Timestamp) -> Result<Option<Event>, FieldError> {
+/// other status (`cancelled`, `failed`, `refunded`) to nothing. `source` is the shop's URL
+/// (`X-WC-Webhook-Source`), from which the order's payment page is built when the payload
+/// carries no `payment_url`.
+pub fn map_order(
+    payload: &Value,
+    source: Option<&str>,
+    now: Timestamp,
+) -> Result<Option<Event>, FieldError> {
     let id = text(payload, &["id"]).ok_or_else(|| FieldError::new("id", "missing field"))?;
     let status = text(payload, &["status"]).unwrap_or_default();
     let paid = text(payload, &["date_paid_gmt"]).is_some();
@@ -154,10 +161,24 @@ pub fn map_order(payload: &Value, now: Timestamp) -> Result<Option<Event>, Field
         items,
         total: decimal(payload, &["total"]),
         currency: text(payload, &["currency"]),
-        recovery_url: text(payload, &["payment_url", "checkout_payment_url"]),
+        recovery_url: text(payload, &["payment_url", "checkout_payment_url"])
+            .or_else(|| pay_page(payload, source)),
         completed_at: None,
         locale: None,
     })))
+}
+
+/// WooCommerce's own "pay for order" page of an unpaid order:
+/// `<shop>/checkout/order-pay/<id>/?pay_for_order=true&key=<order_key>`.
+fn pay_page(payload: &Value, source: Option<&str>) -> Option<String> {
+    let shop = url::Url::parse(source?).ok()?;
+    let id = text(payload, &["id"])?;
+    let key = text(payload, &["order_key"])?;
+    let mut page = shop.join(&format!("checkout/order-pay/{id}/")).ok()?;
+    page.query_pairs_mut()
+        .append_pair("pay_for_order", "true")
+        .append_pair("key", &key);
+    Some(page.to_string())
 }
 
 /// WooCommerce writes `*_gmt` times without an offset; they are UTC.
@@ -176,4 +197,45 @@ fn gmt_time(payload: &Value, paths: &[&str], fallback: Timestamp) -> Result<Time
         }
     }
     Ok(fallback)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_order_links_to_its_payment_page() {
+        let payload = serde_json::json!({
+            "id": 5001, "status": "pending", "order_key": "wc_order_TESTKEY0001",
+            "date_modified_gmt": "2026-01-15T07:00:05", "billing": { "phone": "0700000001" }
+        });
+        let now: Timestamp = "2026-01-15T07:00:06Z".parse().unwrap();
+        let Some(Event::CheckoutUpdated(checkout)) =
+            map_order(&payload, Some("https://woo-test.example.com/"), now).unwrap()
+        else {
+            panic!("a pending order is a checkout");
+        };
+        assert_eq!(
+            checkout.recovery_url.as_deref(),
+            Some(
+                "https://woo-test.example.com/checkout/order-pay/5001/?pay_for_order=true&key=wc_order_TESTKEY0001"
+            )
+        );
+        assert_eq!(
+            checkout.occurred_at,
+            "2026-01-15T07:00:05Z".parse::<Timestamp>().unwrap()
+        );
+    }
+
+    #[test]
+    fn paid_order_completes_and_failed_order_is_ignored() {
+        let now: Timestamp = "2026-01-15T07:00:06Z".parse().unwrap();
+        let paid = serde_json::json!({ "id": 7012, "status": "processing", "date_paid_gmt": "2025-05-01T09:20:00" });
+        assert!(matches!(
+            map_order(&paid, None, now).unwrap(),
+            Some(Event::OrderCreated(_))
+        ));
+        let failed = serde_json::json!({ "id": 7014, "status": "failed" });
+        assert!(map_order(&failed, None, now).unwrap().is_none());
+    }
 }

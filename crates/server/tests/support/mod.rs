@@ -416,3 +416,22 @@ impl TestApp {
         count
     }
 }
+
+impl TestApp {
+    /// Clicks recorded on short links.
+    pub async fn count_clicks(&self) -> i64 {
+        use sqlx::Row;
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(self.store.url())
+            .await
+            .unwrap();
+        let row = sqlx::query("SELECT COUNT(*) AS n FROM clicks")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let count: i64 = row.try_get("n").unwrap();
+        pool.close().await;
+        count
+    }
+}
