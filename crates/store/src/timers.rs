@@ -232,33 +232,9 @@ async fn fire_idle(
                 };
                 save_checkout(conn, workspace_id, &abandoned, Some(now), now).await?;
             }
-            let run = sqlx::query(
-                "INSERT INTO runs (workspace_id, flow, subject_kind, subject_id, status, holdout, \
-                 entered_at, next_step, steps_total) VALUES ($1, $2, 'checkout', $3, 'active', $4, $5, 0, $6) \
-                 ON CONFLICT (workspace_id, flow, subject_kind, subject_id) DO NOTHING RETURNING id",
-            )
-            .bind(workspace_id)
-            .bind(flow_name)
-            .bind(&state.id)
-            .bind(i64::from(holdout))
-            .bind(ms(entered_at))
-            .bind(i64::try_from(steps_total).unwrap_or_default())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(db_error)?;
-            if let (Some(row), Some(due_at)) = (run, first_step_due) {
-                let run_id: i64 = get(&row, "id")?;
-                arm_timer(
-                    conn,
-                    workspace_id,
-                    &run_timer_key(run_id),
-                    "step",
-                    run_id,
-                    Some(flow_name),
-                    due_at,
-                )
-                .await?;
-            }
+            let subject = SubjectRef::Checkout(state.id.clone());
+            let entry = (holdout, entered_at, first_step_due, steps_total);
+            enter_flow(conn, workspace_id, flow_name, &subject, entry).await?;
         }
     }
     Ok(())
@@ -312,63 +288,7 @@ async fn fire_step(
     let outcome = engine.on_step_timer(&run, &checkout, &context, now);
     let (_, subject) = subject_parts(&run.subject);
     tracing::debug!(run = run.id, subject, ?outcome, "step decided");
-    match outcome {
-        StepOutcome::Send { message, next_due } => {
-            let flow_name = run.flow.clone();
-            let inserted =
-                crate::outbox::queue_message(conn, workspace_id, &run, &flow_name, &message, now)
-                    .await?;
-            advance_run(
-                conn,
-                workspace_id,
-                run.id,
-                message.step,
-                next_due,
-                &run.flow,
-            )
-            .await?;
-            Ok(inserted.is_some())
-        }
-        StepOutcome::Skip {
-            step,
-            channel,
-            to,
-            reason,
-            next_due,
-        } => {
-            crate::outbox::record_skipped(
-                conn,
-                workspace_id,
-                &run,
-                step,
-                channel,
-                &to,
-                reason,
-                now,
-            )
-            .await?;
-            advance_run(conn, workspace_id, run.id, step, next_due, &run.flow).await?;
-            Ok(false)
-        }
-        StepOutcome::Defer { until } => {
-            arm_timer(
-                conn,
-                workspace_id,
-                &run_timer_key(run.id),
-                "step",
-                run.id,
-                Some(&run.flow),
-                until,
-            )
-            .await?;
-            Ok(false)
-        }
-        StepOutcome::Exit { reason } => {
-            exit_run(conn, workspace_id, run.id, reason.as_str(), now).await?;
-            Ok(false)
-        }
-        StepOutcome::Drop => Ok(false),
-    }
+    apply_step_outcome(conn, workspace_id, &run, None, outcome, now).await
 }
 
 async fn fire_conversation_idle(
@@ -423,33 +343,9 @@ async fn fire_conversation_idle(
                 .get(flow_name)
                 .map(|flow| flow.steps.len())
                 .unwrap_or_default();
-            let run = sqlx::query(
-                "INSERT INTO runs (workspace_id, flow, subject_kind, subject_id, status, holdout, \
-                 entered_at, next_step, steps_total) VALUES ($1, $2, 'conversation', $3, 'active', $4, $5, 0, $6) \
-                 ON CONFLICT (workspace_id, flow, subject_kind, subject_id) DO NOTHING RETURNING id",
-            )
-            .bind(workspace_id)
-            .bind(flow_name)
-            .bind(&subject)
-            .bind(i64::from(holdout))
-            .bind(ms(entered_at))
-            .bind(i64::try_from(steps_total).unwrap_or_default())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(db_error)?;
-            if let (Some(row), Some(due_at)) = (run, first_step_due) {
-                let run_id: i64 = get(&row, "id")?;
-                arm_timer(
-                    conn,
-                    workspace_id,
-                    &run_timer_key(run_id),
-                    "step",
-                    run_id,
-                    Some(flow_name),
-                    due_at,
-                )
-                .await?;
-            }
+            let subject = SubjectRef::Conversation(subject.clone());
+            let entry = (holdout, entered_at, first_step_due, steps_total);
+            enter_flow(conn, workspace_id, flow_name, &subject, entry).await?;
         }
     }
     Ok(())
@@ -487,12 +383,70 @@ async fn fire_conversation_step(
         ?outcome,
         "conversation step decided"
     );
+    apply_step_outcome(conn, workspace_id, run, Some(conversation_id), outcome, now).await
+}
+
+/// A new run's holdout flag, entry time, first step due time (none for holdout) and number
+/// of steps.
+type Entry = (bool, Timestamp, Option<Timestamp>, usize);
+
+/// Starts a run of a flow for a subject, once per flow and subject, and arms its first step.
+async fn enter_flow(
+    conn: &mut Conn,
+    workspace_id: i64,
+    flow_name: &str,
+    subject: &SubjectRef,
+    (holdout, entered_at, first_step_due, steps_total): Entry,
+) -> Result<(), StoreError> {
+    let (kind, subject_id) = subject_parts(subject);
+    let run = sqlx::query(
+        "INSERT INTO runs (workspace_id, flow, subject_kind, subject_id, status, holdout, \
+         entered_at, next_step, steps_total) VALUES ($1, $2, $3, $4, 'active', $5, $6, 0, $7) \
+         ON CONFLICT (workspace_id, flow, subject_kind, subject_id) DO NOTHING RETURNING id",
+    )
+    .bind(workspace_id)
+    .bind(flow_name)
+    .bind(kind)
+    .bind(subject_id)
+    .bind(i64::from(holdout))
+    .bind(ms(entered_at))
+    .bind(i64::try_from(steps_total).unwrap_or_default())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(db_error)?;
+    if let (Some(row), Some(due_at)) = (run, first_step_due) {
+        let run_id: i64 = get(&row, "id")?;
+        let key = run_timer_key(run_id);
+        arm_timer(
+            conn,
+            workspace_id,
+            &key,
+            "step",
+            run_id,
+            Some(flow_name),
+            due_at,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Applies a step decision to a run; returns whether a message was queued. A message of a
+/// conversation run also goes into that conversation's transcript.
+async fn apply_step_outcome(
+    conn: &mut Conn,
+    workspace_id: i64,
+    run: &nudge_core::engine::RunFacts,
+    conversation_id: Option<i64>,
+    outcome: StepOutcome,
+    now: Timestamp,
+) -> Result<bool, StoreError> {
     match outcome {
         StepOutcome::Send { message, next_due } => {
             let queued =
                 crate::outbox::queue_message(conn, workspace_id, run, &run.flow, &message, now)
                     .await?;
-            if let Some(message_id) = queued {
+            if let (Some(message_id), Some(conversation_id)) = (queued, conversation_id) {
                 crate::chat::record_automation(
                     conn,
                     workspace_id,
@@ -528,10 +482,11 @@ async fn fire_conversation_step(
             Ok(false)
         }
         StepOutcome::Defer { until } => {
+            let key = run_timer_key(run.id);
             arm_timer(
                 conn,
                 workspace_id,
-                &run_timer_key(run.id),
+                &key,
                 "step",
                 run.id,
                 Some(&run.flow),
