@@ -110,7 +110,6 @@ async fn apply_checkout(
             cart_token: event.cart_token.clone(),
             phone: contact.phone.map(|phone| phone.as_str().to_string()),
             email: contact.email,
-            customer_id: contact.customer_id,
         };
         stored_orders(conn, workspace_id, &keys).await?
     } else {
@@ -173,19 +172,15 @@ fn needs_order_lookup(
             previous.phone.as_ref().map(|phone| phone.as_str()),
         )
         || new_key(contact.email.as_deref(), previous.email.as_deref())
-        || new_key(
-            contact.customer_id.as_deref(),
-            previous.customer_id.as_deref(),
-        )
 }
 
-/// The values an order and a checkout can share.
+/// The values by which an order and a checkout can match. A customer id is not one of them,
+/// because it alone never ties an order to a checkout.
 struct Keys {
     checkout_id: Option<String>,
     cart_token: Option<String>,
     phone: Option<String>,
     email: Option<String>,
-    customer_id: Option<String>,
 }
 
 async fn stored_orders(
@@ -195,14 +190,13 @@ async fn stored_orders(
 ) -> Result<Vec<OrderFacts>, StoreError> {
     let rows = sqlx::query(
         "SELECT data FROM orders WHERE workspace_id = $1 AND (checkout_id = $2 OR cart_token = $3 \
-         OR phone = $4 OR email = $5 OR customer_id = $6)",
+         OR phone = $4 OR email = $5)",
     )
     .bind(workspace_id)
     .bind(keys.checkout_id.as_deref())
     .bind(keys.cart_token.as_deref())
     .bind(keys.phone.as_deref())
     .bind(keys.email.as_deref())
-    .bind(keys.customer_id.as_deref())
     .fetch_all(conn)
     .await
     .map_err(db_error)?;
@@ -253,7 +247,6 @@ async fn apply_order(
         cart_token: facts.cart_token.clone(),
         phone,
         email: facts.email.clone(),
-        customer_id: facts.customer_id.clone(),
     };
     let checkouts = candidate_checkouts(conn, workspace_id, &keys).await?;
     let ids: Vec<String> = checkouts
@@ -316,14 +309,13 @@ async fn candidate_checkouts(
 ) -> Result<Vec<(i64, CheckoutState)>, StoreError> {
     let rows = sqlx::query(&format!(
         "SELECT {CHECKOUT_COLUMNS} FROM checkouts WHERE workspace_id = $1 AND (external_id = $2 \
-         OR cart_token = $3 OR phone = $4 OR email = $5 OR customer_id = $6) ORDER BY id"
+         OR cart_token = $3 OR phone = $4 OR email = $5) ORDER BY id"
     ))
     .bind(workspace_id)
     .bind(keys.checkout_id.as_deref())
     .bind(keys.cart_token.as_deref())
     .bind(keys.phone.as_deref())
     .bind(keys.email.as_deref())
-    .bind(keys.customer_id.as_deref())
     .fetch_all(conn)
     .await
     .map_err(db_error)?;

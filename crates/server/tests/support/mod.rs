@@ -401,37 +401,13 @@ pub fn shopify_order(id: u64, checkout_token: &str, created_at: &str) -> Value {
 impl TestApp {
     /// Every provider call the sandbox recorded, repeats included.
     pub async fn sandbox_sends(&self) -> i64 {
-        use sqlx::Row;
-        let pool = sqlx::any::AnyPoolOptions::new()
-            .max_connections(1)
-            .connect(self.store.url())
-            .await
-            .unwrap();
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM sandbox_outbox")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        let count: i64 = row.try_get("n").unwrap();
-        pool.close().await;
-        count
+        self.rows_in("sandbox_outbox").await
     }
 }
 
 impl TestApp {
     /// Clicks recorded on short links.
     pub async fn count_clicks(&self) -> i64 {
-        use sqlx::Row;
-        let pool = sqlx::any::AnyPoolOptions::new()
-            .max_connections(1)
-            .connect(self.store.url())
-            .await
-            .unwrap();
-        let row = sqlx::query("SELECT COUNT(*) AS n FROM clicks")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        let count: i64 = row.try_get("n").unwrap();
-        pool.close().await;
-        count
+        self.rows_in("clicks").await
     }
 }
