@@ -10,7 +10,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::money;
 use crate::time::Timestamp;
 
-/// The most events one request may carry.
+/// Maximum number of events in one request.
 pub const MAX_EVENTS_PER_REQUEST: usize = 1000;
 
 /// One incoming event.
@@ -47,7 +47,7 @@ impl Event {
         }
     }
 
-    /// The event's own id, as the source gave it.
+    /// Returns the event's own id, as the source gave it.
     pub fn id(&self) -> String {
         match self {
             Event::CheckoutUpdated(checkout) => checkout.id.clone(),
@@ -58,7 +58,7 @@ impl Event {
         }
     }
 
-    /// The key that makes a repeated delivery of the same event recognisable.
+    /// Builds the key by which a repeated delivery of the same event is recognised.
     pub fn natural_key(&self) -> String {
         match self {
             // Two different updates in the same millisecond are both kept; the same update
@@ -89,7 +89,7 @@ impl Event {
     }
 }
 
-/// A short stable digest of a text, for natural keys.
+/// Computes a short stable digest of a text, for natural keys.
 fn text_digest(text: &str) -> String {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(text.as_bytes());
@@ -100,7 +100,7 @@ fn text_digest(text: &str) -> String {
         .collect()
 }
 
-/// Who wrote a business message.
+/// Author of a chat message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Author {
@@ -142,10 +142,10 @@ pub struct ChatMessageEvent {
     /// The message type when it is not plain text, such as `image` or `button`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
-    /// Who wrote an outbound message; `agent` when not given.
+    /// Author of an outbound message, `agent` when not given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<Author>,
-    /// The product an outbound message quotes, when the sender knows it.
+    /// Product that an outbound message quotes, when the sender names it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub product: Option<String>,
     /// The price an outbound message quotes; marks the conversation as quoted.
@@ -164,7 +164,7 @@ fn whatsapp() -> crate::channel::ChannelKind {
     crate::channel::ChannelKind::Whatsapp
 }
 
-/// Who a checkout or order belongs to, as the source reported it.
+/// Contact of a checkout or order, as the source reported it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ContactInput {
@@ -177,7 +177,7 @@ pub struct ContactInput {
     pub first_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_name: Option<String>,
-    /// Whether the shopper agreed to marketing SMS, when the source knows.
+    /// Whether the shopper agreed to marketing SMS, when the source reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sms_consent: Option<bool>,
     /// The store's own customer id. It links checkouts and orders only together with
@@ -188,7 +188,7 @@ pub struct ContactInput {
         deserialize_with = "de_opt_id"
     )]
     pub customer_id: Option<String>,
-    /// IANA time zone, such as `Africa/Nairobi`, when the source knows it.
+    /// IANA time zone, such as `Africa/Nairobi`, when the source reports it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
 }
@@ -317,7 +317,7 @@ pub fn parse_events(body: &[u8]) -> Result<Vec<Event>, FieldError> {
     match value {
         serde_json::Value::Array(values) => {
             if values.is_empty() {
-                return Err(FieldError::new("", "the array holds no events"));
+                return Err(FieldError::new("", "the array contains no events"));
             }
             if values.len() > MAX_EVENTS_PER_REQUEST {
                 return Err(FieldError::new(
@@ -477,7 +477,7 @@ pub fn validate(event: &Event) -> Result<(), FieldError> {
     }
 }
 
-/// The longest product title or name accepted, in characters.
+/// Maximum length of a product title or name, in characters.
 const MAX_TEXT_FIELD: usize = 1000;
 
 fn validate_length(field: &str, text: &str, max: usize) -> Result<(), FieldError> {

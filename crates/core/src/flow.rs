@@ -18,10 +18,10 @@ use crate::time::parse_duration;
 
 /// The largest control group a flow may keep, in percent of entries.
 pub const MAX_HOLDOUT_PERCENT: u8 = 50;
-/// The most steps a flow may have.
+/// Maximum number of steps in a flow.
 pub const MAX_STEPS: usize = 10;
 
-/// What starts a flow.
+/// Event that starts a flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Trigger {
@@ -137,7 +137,7 @@ pub struct Flow {
     pub send_within_window: bool,
     pub fallbacks: Fallbacks,
     pub steps: Vec<Step>,
-    /// Where the flow was read from.
+    /// File (or built-in name) the flow was read from.
     pub source: String,
 }
 
@@ -150,8 +150,8 @@ pub struct FlowError {
     pub message: String,
 }
 
-/// The default quiet hours when a flow does not set them: no marketing message between
-/// 20:00 and 08:00 in the recipient's time zone.
+/// Returns the quiet hours of a flow that sets none: no marketing message between 20:00 and
+/// 08:00 in the recipient's time zone.
 pub fn default_quiet_hours() -> QuietHours {
     QuietHours {
         start: jiff::civil::time(20, 0, 0, 0),
@@ -494,7 +494,7 @@ impl FlowSet {
         })
     }
 
-    /// The flows that ship with nudge.
+    /// Loads the flows that ship with nudge.
     pub fn built_in() -> Result<FlowSet, FlowError> {
         let flows = BUILT_IN
             .iter()
@@ -541,7 +541,7 @@ impl FlowSet {
         self.flows.iter().find(|flow| flow.name == name)
     }
 
-    /// The enabled flows that a trigger starts.
+    /// Returns the enabled flows that a trigger starts.
     pub fn for_trigger(&self, trigger: Trigger) -> impl Iterator<Item = &Arc<Flow>> {
         self.flows
             .iter()

@@ -261,7 +261,8 @@ async fn claim_in_workspace(
             .map_err(db_error)?
         }
         Backend::Sqlite => {
-            // SQLite has a single writer, so selecting and then updating cannot race.
+            // The transaction holds SQLite's write lock from its start (BEGIN IMMEDIATE), so no other
+            // writer can claim between this select and the update.
             let picked = sqlx::query(&format!(
                 "SELECT outbox.message_id AS id FROM outbox JOIN messages ON messages.id = outbox.message_id \
                  WHERE outbox.workspace_id = $3 AND outbox.state = 'queued' AND outbox.not_before <= $1 \

@@ -9,7 +9,7 @@ use super::Engine;
 use super::contact::{normalise_contact, unreachable};
 use super::state::{CheckoutState, CheckoutStatus, ExitReason, MatchRule, OrderFacts};
 
-/// What to do with a checkout's idle timers.
+/// Change to a checkout's idle timers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdleTimers {
     /// Arm or move the idle timer of each flow (by name) to its due time.
@@ -138,7 +138,7 @@ impl Engine {
         let contact = normalise_contact(&event.contact, &self.settings);
         let mut state = previous.clone();
         let newer = occurred_at >= previous.snapshot_at;
-        // Contact details: a newer update wins where it says something; an older one only
+        // Contact details: a newer update wins where it has a value, and an older one only
         // fills gaps.
         let pick = |new: Option<String>, old: &Option<String>| match (new, old) {
             (Some(new), _) if newer || old.is_none() => Some(new),
@@ -195,8 +195,8 @@ fn live_items(event: &CheckoutEvent) -> Vec<crate::event::Item> {
 /// The same checkout id or cart token always matches. The same contact (E.164 phone or
 /// lower-case e-mail) matches when the checkout opened before the order: at or before it when
 /// the checkout was recorded first, strictly before it when the order was (`order_first`).
-/// A store's customer id alone never matches, because a guest gets one only when buying and
-/// the id says nothing about who opened an earlier checkout. Item overlap is not required,
+/// A store's customer id alone never matches, because a guest gets one only when buying, so
+/// the id does not show who opened an earlier checkout. Item overlap is not required,
 /// because a shopper who just bought should not get a reminder about another cart of the
 /// same visit.
 pub fn order_matches(

@@ -662,7 +662,7 @@ fn render_template(
     })
 }
 
-/// The most characters of a WhatsApp text body.
+/// Maximum length of a WhatsApp text body, in characters.
 const MAX_WHATSAPP_TEXT: usize = 4096;
 
 /// Cleans a rendered WhatsApp text: control characters other than line breaks are dropped,

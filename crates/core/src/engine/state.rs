@@ -1,4 +1,5 @@
-//! The state the engine reasons about. Stores keep these as rows; the engine sees plain values.
+//! The state the engine reasons about. Stores keep these as rows, and the engine works on
+//! plain values.
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -7,7 +8,7 @@ use crate::event::Item;
 use crate::phone::Phone;
 use crate::time::Timestamp;
 
-/// Where a checkout stands.
+/// Status of a checkout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckoutStatus {
@@ -42,7 +43,7 @@ impl CheckoutStatus {
     }
 }
 
-/// Why no message can reach a checkout's contact.
+/// Reason that no message can reach a checkout's contact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Unreachable {
@@ -64,7 +65,7 @@ impl Unreachable {
     }
 }
 
-/// A checkout as the engine knows it.
+/// Checkout state as the engine keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckoutState {
     /// The source's checkout id.
@@ -125,7 +126,7 @@ pub struct OrderFacts {
     pub discount_codes: Vec<String>,
 }
 
-/// How an order was tied to a checkout.
+/// Rule by which an order matched a checkout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MatchRule {
@@ -135,7 +136,7 @@ pub enum MatchRule {
     SameContact,
 }
 
-/// What a run is about.
+/// Subject of a run.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
 pub enum SubjectRef {
@@ -145,7 +146,7 @@ pub enum SubjectRef {
     Conversation(String),
 }
 
-/// Where a run stands.
+/// Status of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
@@ -153,7 +154,7 @@ pub enum RunStatus {
     Active,
     /// Every step was handled.
     Finished,
-    /// Stopped early; `exit_reason` says why.
+    /// Stopped early, for the reason in `exit_reason`.
     Exited,
 }
 
@@ -176,7 +177,7 @@ impl RunStatus {
     }
 }
 
-/// Why a run stopped before its last step.
+/// Reason a run stopped before its last step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ExitReason {
@@ -192,7 +193,7 @@ pub enum ExitReason {
     AgentTakeover,
     /// The flow was removed or disabled while the run was waiting.
     FlowRemoved,
-    /// The customer said yes to a hold question; an agent takes it from here.
+    /// The customer replied yes to a hold question, so an agent takes it from here.
     HoldRequested,
 }
 
@@ -211,7 +212,7 @@ impl ExitReason {
         }
     }
 
-    /// Whether an order ended the run.
+    /// Returns whether an order ended the run.
     pub fn is_order(self) -> bool {
         matches!(
             self,
